@@ -1,0 +1,404 @@
+"""The hub: one greenlet per OS thread that runs the loop and resumes the others.
+
+The one door
+------------
+Every blocking wait in greenpatch ends in ``Hub.switch()``: the calling greenlet
+gives control to the hub and is resumed when something (a callback, a watcher, a
+timer) switches back to it.  Nothing else switches *to the hub*.  Keeping the door
+narrow is what lets tracing, the stall monitor and cancellation live in one place
+(``switch_hooks``).
+
+Wake-ups that may go stale
+--------------------------
+A greenlet can be woken twice: say a Timeout throws into it while a callback that
+would resume it is already queued.  A wait that could be resumed by a queued
+callback uses a ``Waiter``, which forgets its greenlet when the wait ends, so a
+late resume does nothing.  Waits on watchers and timers stop them in ``finally``
+instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+import traceback
+from typing import Any, Callable
+
+from greenlet import GreenletExit, getcurrent
+from greenlet import greenlet as RawGreenlet
+
+from greenpatch.hub.loop import CALLBACK_BUDGET, READ, WRITE, IoWatcher, Loop, Watcher
+
+__all__ = [
+    "BlockingSwitchOutError",
+    "ConcurrentObjectUseError",
+    "GreenletExit",
+    "Hub",
+    "LoopExit",
+    "Waiter",
+    "get_hub",
+    "get_hub_if_exists",
+    "getcurrent_task",
+    "sleep",
+    "wait_read",
+    "wait_write",
+]
+
+
+class LoopExit(Exception):
+    """Raised in a hub's main greenlet when it waits on something nothing can wake."""
+
+
+class BlockingSwitchOutError(RuntimeError):
+    """A blocking call was made from the hub greenlet itself (e.g. in a callback)."""
+
+
+class ConcurrentObjectUseError(RuntimeError):
+    """Two greenlets tried to wait on the same single-waiter object."""
+
+
+_UNSET: Any = object()
+
+
+def _resume(glet: Any = None) -> None:
+    """Queued by ``Hub.resume_soon``; called with no argument once its token is cleared."""
+    if glet is not None:
+        glet.switch()
+
+
+class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for subclassing
+    """The greenlet that runs the loop of one OS thread.  Get it with ``get_hub()``."""
+
+    #: Called with (hub, from_greenlet) each time a greenlet switches into the hub;
+    #: used by diagnostics such as the loop-stall monitor.  Empty by default.
+    switch_hooks: list[Callable[[Hub, Any], None]]
+
+    def __init__(self, loop: Loop | None = None) -> None:
+        super().__init__()
+        self.thread_ident = threading.get_ident()
+        if loop is None:
+            loop = Loop(default=threading.current_thread() is threading.main_thread())
+        self.loop = loop
+        self.loop.error_handler = self.handle_error
+        self.switch_hooks = []
+        self._fd_waits: dict[int, list[Watcher]] = {}
+        # Worker greenlets parked between tasks, see greenlet.py.
+        self._idle_workers: list[RawGreenlet] = []
+        self._destroyed = False
+        self._callbacks = loop._callbacks
+        self._handoffs = CALLBACK_BUDGET
+
+    # -- the door -------------------------------------------------------------
+    def switch(self, *args: Any) -> Any:  # type: ignore[override]
+        """Give up control until someone resumes us; returns what they passed.
+
+        Usually this switches to the hub.  When the next queued callback merely
+        resumes another greenlet (``resume_soon``), we switch to that greenlet
+        directly: one switch instead of two (to the hub, then from it), which is
+        what makes ``sleep(0)`` cheap.  At most ``CALLBACK_BUDGET`` hand-offs
+        happen between two visits to the hub, so I/O is still polled.
+        """
+        current = getcurrent()
+        if current is self:
+            raise BlockingSwitchOutError(
+                "a blocking call was made from the hub greenlet (e.g. inside a loop "
+                "callback); spawn a greenlet for work that waits"
+            )
+        if self.switch_hooks:
+            for hook in self.switch_hooks:
+                hook(self, current)
+        callbacks = self._callbacks
+        if callbacks and self._handoffs and callbacks[0][0] is _resume:
+            token = callbacks.popleft()[1]
+            if token:
+                self._handoffs -= 1
+                return token[0].switch()
+        return RawGreenlet.switch(self, *args)
+
+    def resume_soon(self, glet: Any) -> list[Any]:
+        """Queue a plain resume of ``glet``; returns a token whose ``clear()`` cancels it.
+
+        The token is a one-item list because the queue calls ``callback(*args)``:
+        clearing the list turns the queued call into a no-op without searching
+        the queue.  (A token object with a method would cost an allocation and a
+        bound method on the hottest path; ``sleep(0)`` is built on this.)
+        """
+        token = [glet]
+        self._callbacks.append((_resume, token))
+        return token
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> None:  # type: ignore[override]
+        loop = self.loop
+        run_once = loop.run_once
+        while not self._destroyed:
+            self._handoffs = CALLBACK_BUDGET
+            try:
+                alive = run_once()
+            except (SystemExit, KeyboardInterrupt) as exc:
+                self._to_main(exc)
+                continue
+            if not alive and not self._destroyed:
+                self._to_main(
+                    LoopExit(
+                        "This operation would block forever: the hub has no queued "
+                        "callbacks, no pending timers and no active watchers, so "
+                        f"nothing can wake the waiting greenlet. Hub: {self!r}"
+                    )
+                )
+
+    def _to_main(self, exc: BaseException) -> None:
+        parent = self.parent
+        if parent is None or parent.dead:
+            raise exc
+        parent.throw(exc)
+
+    def handle_error(
+        self, context: Any, exc_type: type[BaseException], value: BaseException, tb: Any
+    ) -> None:
+        """Report an error raised by a callback or a greenlet; the loop goes on.
+
+        SystemExit and KeyboardInterrupt are passed to the main greenlet instead.
+        """
+        if issubclass(exc_type, (SystemExit, KeyboardInterrupt)):
+            self.loop.run_callback(self._to_main, value)
+            return
+        if issubclass(exc_type, GreenletExit):
+            return
+        name = getattr(context, "name", None) or repr(context)
+        sys.stderr.write(f"{name} failed with {exc_type.__name__}\n")
+        traceback.print_exception(exc_type, value, tb, file=sys.stderr)
+
+    # -- waiting --------------------------------------------------------------
+    def wait(self, watcher: Watcher, timeout: float | None = None, timeout_exc: Any = _UNSET) -> Any:
+        """Block the current greenlet until ``watcher`` fires (or the timeout passes).
+
+        The watcher is started with a callback that resumes us and is stopped
+        whatever happens; ``cancel_wait`` can end the wait with an error.
+        """
+        current = getcurrent()
+        watcher.waiter = current
+        watcher.start(current.switch)
+        timer = None
+        if timeout is not None:
+            exc = TimeoutError("timed out") if timeout_exc is _UNSET else timeout_exc
+            timer = self.loop.call_later(timeout, current.throw, exc)
+        try:
+            return self.switch()
+        finally:
+            watcher.stop()
+            watcher.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def cancel_wait(self, watcher: Watcher, error: BaseException) -> None:
+        """End the wait of whoever is blocked on ``watcher`` by raising ``error`` in it."""
+        if watcher.active and watcher.waiter is not None:
+            self.loop.run_callback(self._cancel_wait, watcher, error)
+
+    def _cancel_wait(self, watcher: Watcher, error: BaseException) -> None:
+        waiter = watcher.waiter
+        if watcher.active and waiter is not None and not waiter.dead:
+            watcher.stop()
+            waiter.throw(error)
+
+    def _wait_fd(self, fd: int, events: int, timeout: float | None, timeout_exc: Any) -> None:
+        watcher = IoWatcher(self.loop, fd, events)
+        waits = self._fd_waits.setdefault(fd, [])
+        waits.append(watcher)
+        try:
+            self.wait(watcher, timeout, timeout_exc)
+        finally:
+            waits.remove(watcher)
+            if not waits and self._fd_waits.get(fd) is waits:
+                del self._fd_waits[fd]
+            watcher.close()
+
+    def wait_read(self, fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
+        """Block until ``fd`` is readable; raise ``timeout_exc`` (TimeoutError) on timeout."""
+        self._wait_fd(fd, READ, timeout, timeout_exc)
+
+    def wait_write(self, fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
+        """Block until ``fd`` is writable; raise ``timeout_exc`` (TimeoutError) on timeout."""
+        self._wait_fd(fd, WRITE, timeout, timeout_exc)
+
+    def cancel_fd_waits(self, fd: int, error: BaseException | None = None) -> int:
+        """Wake every greenlet blocked in ``wait_read``/``wait_write`` on ``fd`` with ``error``.
+
+        Call this *before* closing a descriptor others may wait on: a waiter left on
+        a closed descriptor would hang, or wake on whatever reuses the number.
+        Returns how many waits were cancelled.
+        """
+        if error is None:
+            error = OSError(errno.EBADF, "file descriptor was closed while a greenlet waited on it")
+        waits = list(self._fd_waits.get(fd, ()))
+        for watcher in waits:
+            waiter = watcher.waiter
+            # Stop now, before the caller closes fd, so libev never polls a
+            # closed descriptor; the waiter is told on the next iteration.
+            watcher.stop()
+            if waiter is not None:
+                self.loop.run_callback(self._throw_if_alive, waiter, error)
+        return len(waits)
+
+    @staticmethod
+    def _throw_if_alive(glet: Any, error: BaseException) -> None:
+        if not glet.dead:
+            glet.throw(error)
+
+    def sleep(self, seconds: float = 0) -> None:
+        """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first."""
+        if seconds <= 0:
+            token = [getcurrent()]
+            self._callbacks.append((_resume, token))
+            try:
+                self.switch()
+            except BaseException:
+                token.clear()  # never resume us later by mistake
+                raise
+            return
+        current = getcurrent()
+        timer = self.loop.call_later(seconds, current.switch)
+        try:
+            self.switch()
+        finally:
+            timer.cancel()
+
+    # -- life cycle -----------------------------------------------------------
+    def join(self, timeout: float | None = None) -> bool:
+        """From the main greenlet: run the loop until nothing is left to do.
+
+        Returns True when the loop ran out of work, False on timeout.
+        """
+        if getcurrent() is self:
+            raise BlockingSwitchOutError("cannot join the hub from inside the hub")
+        timer = None
+        if timeout is not None:
+            current = getcurrent()
+            timer = self.loop.call_later(timeout, current.switch, _UNSET)
+            timer.ref = False  # the deadline itself is no work to wait for
+        try:
+            while True:
+                if self.switch() is _UNSET:
+                    return False
+        except LoopExit:
+            return True
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def destroy(self, destroy_loop: bool | None = None) -> None:
+        """Stop this hub; its loop is freed unless it is the default one."""
+        self._destroyed = True
+        if destroy_loop is None:
+            destroy_loop = not self.loop.default
+        if destroy_loop:
+            self.loop.destroy()
+        if getattr(_local, "hub", None) is self:
+            del _local.hub
+
+    def __repr__(self) -> str:
+        return f"<Hub thread={self.thread_ident} {self.loop!r}>"
+
+
+class Waiter:
+    """A one-shot, forgettable resume token for one greenlet.
+
+    ``get()`` blocks until ``switch(value)`` or ``throw(exc)`` is called (from the
+    hub); calls made before ``get()`` are remembered, calls after it ended
+    (e.g. after a Timeout) are dropped.
+    """
+
+    __slots__ = ("_exception", "_value", "greenlet", "hub")
+
+    def __init__(self, hub: Hub | None = None) -> None:
+        self.hub = hub if hub is not None else get_hub()
+        self.greenlet: Any = None
+        self._value: Any = _UNSET
+        self._exception: BaseException | None = None
+
+    def switch(self, value: Any = None) -> None:
+        glet = self.greenlet
+        if glet is None:
+            self._value = value
+        else:
+            self.greenlet = None
+            glet.switch(value)
+
+    def throw(self, exception: BaseException) -> None:
+        glet = self.greenlet
+        if glet is None:
+            self._exception = exception
+        else:
+            self.greenlet = None
+            glet.throw(exception)
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not _UNSET or self._exception is not None
+
+    def get(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        if self._value is not _UNSET:
+            return self._value
+        if self.greenlet is not None:
+            raise ConcurrentObjectUseError(f"this Waiter is already used by {self.greenlet!r}")
+        self.greenlet = getcurrent()
+        try:
+            return self.hub.switch()
+        finally:
+            self.greenlet = None
+
+
+_local = threading.local()
+_fork_hook_installed = False
+
+
+def _reinit_after_fork() -> None:
+    hub = getattr(_local, "hub", None)
+    if hub is not None and not hub.loop.closed:
+        hub.loop.reinit()
+
+
+def get_hub() -> Hub:
+    """The hub of the calling OS thread, created on first use."""
+    try:
+        return _local.hub  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
+    global _fork_hook_installed
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_reinit_after_fork)
+        _fork_hook_installed = True
+    hub = _local.hub = Hub()
+    return hub
+
+
+def getcurrent_task() -> Any:
+    """The running ``Greenlet`` task, or the raw greenlet when not inside a task.
+
+    Hub workers carry the task they run in a ``task`` attribute (greenlet.py).
+    """
+    current = getcurrent()
+    task = getattr(current, "task", None)
+    return task if task is not None else current
+
+
+def get_hub_if_exists() -> Hub | None:
+    return getattr(_local, "hub", None)
+
+
+def sleep(seconds: float = 0) -> None:
+    """Cooperative sleep; ``sleep(0)`` yields to every other ready greenlet."""
+    get_hub().sleep(seconds)
+
+
+def wait_read(fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
+    get_hub().wait_read(fd, timeout, timeout_exc)
+
+
+def wait_write(fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
+    get_hub().wait_write(fd, timeout, timeout_exc)

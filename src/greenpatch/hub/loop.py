@@ -1,0 +1,706 @@
+"""``Loop``: one object over a libev ``ev_loop``, plus the Python side of an iteration.
+
+An iteration of ``Loop.run_once`` does, in order:
+
+1. poll libev once (``gp_run_once``): without blocking when callbacks are queued,
+   until the next Python timer's deadline when timers are pending, otherwise until
+   any watcher fires;
+2. dispatch the watchers that became ready (read from the C side in one go, see
+   ``_libev_build.py``);
+3. run the Python timers whose deadline passed;
+4. run queued callbacks, up to ``CALLBACK_BUDGET`` of them, so that a pair of
+   greenlets yielding to each other forever still lets I/O in.
+
+Python timers (``call_later``) live in a heap here rather than as one libev timer
+each: creating and starting a libev timer costs two cffi crossings and an
+allocation, a heap push costs neither.  They are measured with
+``time.monotonic()``; libev watchers use libev's own clock (``now()``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import sys
+import traceback
+from collections import deque
+from time import monotonic
+from typing import Any, Callable
+
+from greenpatch.hub._libev import ffi, lib
+
+__all__ = [
+    "AsyncWatcher",
+    "CheckWatcher",
+    "ChildWatcher",
+    "IdleWatcher",
+    "IoWatcher",
+    "Loop",
+    "PrepareWatcher",
+    "SignalWatcher",
+    "TimerHandle",
+    "TimerWatcher",
+    "Watcher",
+    "WatcherClosedError",
+]
+
+READ = lib.EV_READ
+WRITE = lib.EV_WRITE
+
+#: How many queued callbacks one iteration runs before it polls I/O again.
+CALLBACK_BUDGET = 1000
+
+ErrorHandler = Callable[[Any, type[BaseException], BaseException, Any], None]
+
+
+class WatcherClosedError(ValueError):
+    """An operation was attempted on a watcher after ``close()``."""
+
+
+def _print_error(context: Any, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
+    sys.stderr.write(f"Error in {context!r}:\n")
+    traceback.print_exception(exc_type, value, tb, file=sys.stderr)
+
+
+class TimerHandle:
+    """A pending ``Loop.call_later`` call; ``cancel()`` makes sure it never runs."""
+
+    __slots__ = ("_loop", "_ref", "args", "callback", "cancelled", "deadline")
+
+    def __init__(self, loop: Loop, deadline: float, callback: Callable[..., Any], args: tuple[Any, ...]):
+        self._loop = loop
+        self.deadline = deadline
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+        self._ref = True
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.callback = None  # type: ignore[assignment]  # release references early
+            self.args = ()
+            if not self._ref:
+                self._loop._unref_timers -= 1
+            self._loop._timer_cancelled()
+
+    @property
+    def ref(self) -> bool:
+        """False: this timer alone does not keep the loop alive (it still fires)."""
+        return self._ref
+
+    @ref.setter
+    def ref(self, value: bool) -> None:
+        value = bool(value)
+        if value != self._ref and not self.cancelled:
+            self._loop._unref_timers += -1 if value else 1
+        self._ref = value
+
+    @property
+    def pending(self) -> bool:
+        return not self.cancelled and self.callback is not None
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else f"due in {self.deadline - monotonic():.3f}s"
+        return f"<TimerHandle {state} {self.callback!r}>"
+
+
+class Loop:
+    """An ``ev_loop`` with its watchers, a callback queue and a timer heap.
+
+    ``Loop(default=True)`` wraps libev's default loop (the only one that can watch
+    children); each other ``Loop()`` owns a fresh ``ev_loop`` and frees it on
+    ``destroy()``.
+    """
+
+    def __init__(self, default: bool = False, flags: int = 0):
+        flags = flags or (lib.EVFLAG_AUTO | lib.EVFLAG_NOSIGMASK)
+        self._ptr = lib.gp_loop_new(1 if default else 0, flags)
+        if self._ptr == ffi.NULL:
+            raise OSError(f"libev could not create an event loop (flags={flags:#x})")
+        self._ev = self._ptr.loop
+        self.default = default
+        # Watchers that are active, by the id libev hands back to us.  Holding them
+        # here is what keeps an active watcher (and its C struct) alive.
+        self._active: dict[int, Watcher] = {}
+        self._ids = itertools.count(1)
+        self._callbacks: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._timer_seq = itertools.count()
+        self._cancelled_timers = 0
+        self._unref_timers = 0
+        self._stop_requested = False
+        self.error_handler: ErrorHandler = _print_error
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    def _check_open(self) -> None:
+        if self._ptr is None:
+            raise WatcherClosedError("the loop was destroyed")
+
+    def now(self) -> float:
+        """libev's cached time of the current iteration (seconds since the epoch)."""
+        self._check_open()
+        return float(lib.ev_now(self._ev))
+
+    def update_now(self) -> None:
+        self._check_open()
+        lib.ev_now_update(self._ev)
+
+    @property
+    def backend(self) -> str:
+        self._check_open()
+        code = lib.ev_backend(self._ev)
+        names = {
+            lib.EVBACKEND_SELECT: "select",
+            lib.EVBACKEND_POLL: "poll",
+            lib.EVBACKEND_EPOLL: "epoll",
+            lib.EVBACKEND_KQUEUE: "kqueue",
+            lib.EVBACKEND_PORT: "port",
+            lib.EVBACKEND_LINUXAIO: "linuxaio",
+            lib.EVBACKEND_IOURING: "iouring",
+        }
+        return names.get(code, hex(code))
+
+    @property
+    def iteration(self) -> int:
+        self._check_open()
+        return int(lib.ev_iteration(self._ev))
+
+    @property
+    def active_watcher_count(self) -> int:
+        """Active libev watchers started through this object, plus pending timers."""
+        return len(self._active) + len(self._timers) - self._cancelled_timers
+
+    @property
+    def pending_callbacks(self) -> int:
+        return len(self._callbacks)
+
+    def ref(self) -> None:
+        """Count one more reason for the loop to stay alive (``ev_ref``)."""
+        self._check_open()
+        lib.ev_ref(self._ev)
+
+    def unref(self) -> None:
+        self._check_open()
+        lib.ev_unref(self._ev)
+
+    # -- callbacks and timers -------------------------------------------------
+    def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` soon, in the loop's thread, in FIFO order."""
+        self._callbacks.append((callback, args))
+
+    def run_callback_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Like ``run_callback``, callable from any OS thread; wakes a blocked loop."""
+        # deque.append is atomic; the async send makes a blocked ev_run return.
+        self._callbacks.append((callback, args))
+        ptr = self._ptr
+        if ptr is not None:
+            lib.gp_wake(ptr)
+
+    def call_later(self, seconds: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` after ``seconds`` (monotonic clock); returns a handle."""
+        deadline = monotonic() + seconds
+        handle = TimerHandle(self, deadline, callback, args)
+        heapq.heappush(self._timers, (deadline, next(self._timer_seq), handle))
+        return handle
+
+    def _timer_cancelled(self) -> None:
+        self._cancelled_timers += 1
+        # Lazy deletion, compacted once most of the heap is dead, so that many
+        # started-and-cancelled timeouts cost neither memory nor heap depth.
+        if self._cancelled_timers > 256 and self._cancelled_timers * 2 > len(self._timers):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled_timers = 0
+
+    def _run_due_timers(self) -> None:
+        timers = self._timers
+        now = monotonic()
+        pop = heapq.heappop
+        while timers and timers[0][0] <= now:
+            handle = pop(timers)[2]
+            if handle.cancelled:
+                self._cancelled_timers -= 1
+                continue
+            if not handle._ref:
+                self._unref_timers -= 1
+            callback, args = handle.callback, handle.args
+            # Mark it done (not cancelled) so cancel() afterwards is harmless.
+            handle.callback = None  # type: ignore[assignment]
+            handle.args = ()
+            handle.cancelled = True
+            try:
+                callback(*args)
+            except Exception:
+                self.error_handler(callback, *sys.exc_info())  # type: ignore[arg-type]
+
+    def _next_timeout(self) -> float:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+            self._cancelled_timers -= 1
+        if not timers:
+            return -1.0
+        return max(timers[0][0] - monotonic(), 0.0)
+
+    def _run_callbacks(self) -> None:
+        callbacks = self._callbacks
+        popleft = callbacks.popleft
+        budget = CALLBACK_BUDGET
+        while callbacks and budget:
+            budget -= 1
+            callback, args = popleft()
+            try:
+                callback(*args)
+            except Exception:
+                self.error_handler(callback, *sys.exc_info())  # type: ignore[arg-type]
+
+    # -- running --------------------------------------------------------------
+    def run_once(self, block: bool = True) -> bool:
+        """Run one iteration; return whether anything could still happen afterwards."""
+        ptr = self._ptr
+        if ptr is None:
+            raise WatcherClosedError("the loop was destroyed")
+        if self._callbacks or not block:
+            timeout = 0.0
+        else:
+            timeout = self._next_timeout()
+        alive = lib.gp_run_once(ptr, timeout)
+        if ptr.npending:
+            self._dispatch(ptr)
+        if self._timers:
+            self._run_due_timers()
+        if self._callbacks:
+            self._run_callbacks()
+        return bool(
+            alive
+            or self._callbacks
+            or len(self._timers) > self._cancelled_timers + self._unref_timers
+        )
+
+    def run(self) -> None:
+        """Iterate until nothing can happen any more or ``break_()`` is called."""
+        self._stop_requested = False
+        while not self._stop_requested and self.run_once():
+            pass
+        self._stop_requested = False
+
+    def break_(self) -> None:
+        """Make ``run()`` return after the current iteration."""
+        self._stop_requested = True
+        if self._ptr is not None:
+            lib.ev_break(self._ev, 2)  # EVBREAK_ALL
+            lib.gp_wake(self._ptr)
+
+    def _dispatch(self, ptr: Any) -> None:
+        count = ptr.npending
+        ids = ffi.unpack(ptr.ids, count)
+        revents = ffi.unpack(ptr.revents, count)
+        ptr.npending = 0
+        active = self._active
+        for index in range(count):
+            watcher = active.get(ids[index])
+            # Missing: stopped by an earlier callback of this batch (ids are per
+            # start, so a restarted watcher never receives a stale event).
+            if watcher is not None:
+                try:
+                    watcher._fire(revents[index])
+                except Exception:
+                    self.error_handler(watcher, *sys.exc_info())  # type: ignore[arg-type]
+
+    def reinit(self) -> None:
+        """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""
+        self._check_open()
+        lib.ev_loop_fork(self._ev)
+
+    def destroy(self) -> None:
+        """Stop every watcher and free the ``ev_loop`` (the default one is kept)."""
+        if self._ptr is None:
+            return
+        for watcher in list(self._active.values()):
+            watcher.stop()
+        self._callbacks.clear()
+        self._timers.clear()
+        self._cancelled_timers = 0
+        self._unref_timers = 0
+        lib.gp_loop_free(self._ptr)
+        self._ptr = None
+
+    def __del__(self) -> None:
+        # A non-default loop owns kernel resources (an epoll fd, an eventfd).
+        if getattr(self, "_ptr", None) is not None and not self.default:
+            try:
+                self.destroy()
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        if self._ptr is None:
+            return "<Loop destroyed>"
+        kind = "default" if self.default else "own"
+        return (
+            f"<Loop {kind} {self.backend} active={len(self._active)} "
+            f"callbacks={len(self._callbacks)} timers={len(self._timers) - self._cancelled_timers}>"
+        )
+
+    # -- watcher factories ----------------------------------------------------
+    def io(self, fd: int, events: int) -> IoWatcher:
+        return IoWatcher(self, fd, events)
+
+    def timer(self, after: float, repeat: float = 0.0) -> TimerWatcher:
+        return TimerWatcher(self, after, repeat)
+
+    def signal(self, signum: int) -> SignalWatcher:
+        return SignalWatcher(self, signum)
+
+    def child(self, pid: int, trace: bool = False) -> ChildWatcher:
+        return ChildWatcher(self, pid, trace)
+
+    def async_(self) -> AsyncWatcher:
+        return AsyncWatcher(self)
+
+    def prepare(self) -> PrepareWatcher:
+        return PrepareWatcher(self)
+
+    def check(self) -> CheckWatcher:
+        return CheckWatcher(self)
+
+    def idle(self) -> IdleWatcher:
+        return IdleWatcher(self)
+
+
+class Watcher:
+    """Base of the libev watchers.  ``start(callback, *args)``, ``stop()``, ``close()``.
+
+    ``ref=False`` means an active watcher does not keep the loop alive by itself
+    (libev's ``ev_unref`` after start).  A stopped watcher can be started again; a
+    closed one raises ``WatcherClosedError``.
+    """
+
+    __slots__ = ("__weakref__", "_c", "_id", "_ref", "args", "callback", "loop", "waiter")
+    _ctype = ""
+    _start_fn: Callable[[Any, Any], None]
+    _stop_fn: Callable[[Any, Any], None]
+
+    def __init__(self, loop: Loop) -> None:
+        loop._check_open()
+        self.loop = loop
+        self._c: Any = ffi.new(self._ctype)
+        self._id = 0
+        self._ref = True
+        self.callback: Callable[..., Any] | None = None
+        self.args: tuple[Any, ...] = ()
+        # The greenlet blocked on this watcher, if any (set by Hub.wait, used by
+        # Hub.cancel_wait).
+        self.waiter: Any = None
+
+    def _check(self) -> Any:
+        c = self._c
+        if c is None:
+            raise WatcherClosedError(f"{self!r} is closed")
+        if self.loop._ptr is None:
+            raise WatcherClosedError(f"the loop of {self!r} was destroyed")
+        return c
+
+    def start(self, callback: Callable[..., Any], *args: Any) -> None:
+        c = self._check()
+        if self._id:
+            self.stop()
+        self.callback = callback
+        self.args = args
+        loop = self.loop
+        self._id = watcher_id = next(loop._ids)
+        lib.gp_set_id(c, watcher_id)
+        loop._active[watcher_id] = self
+        self._start_fn(loop._ev, c)
+        if not self._ref:
+            lib.ev_unref(loop._ev)
+
+    def stop(self) -> None:
+        if not self._id:
+            return
+        loop = self.loop
+        del loop._active[self._id]
+        self._id = 0
+        self.callback = None
+        self.args = ()
+        if loop._ptr is None:
+            return
+        if not self._ref:
+            lib.ev_ref(loop._ev)
+        self._stop_fn(loop._ev, self._c)
+
+    def close(self) -> None:
+        """Stop and release the C struct; later operations raise."""
+        if self._c is not None:
+            self.stop()
+            self._c = None
+
+    @property
+    def closed(self) -> bool:
+        return self._c is None
+
+    @property
+    def active(self) -> bool:
+        return bool(self._id)
+
+    @property
+    def pending(self) -> bool:
+        return self._c is not None and bool(lib.gp_is_pending(self._c))
+
+    @property
+    def ref(self) -> bool:
+        return self._ref
+
+    @ref.setter
+    def ref(self, value: bool) -> None:
+        value = bool(value)
+        if value == self._ref:
+            return
+        if self._id and self.loop._ptr is not None:
+            if value:
+                lib.ev_ref(self.loop._ev)
+            else:
+                lib.ev_unref(self.loop._ev)
+        self._ref = value
+
+    @property
+    def priority(self) -> int:
+        return int(lib.gp_priority(self._check()))
+
+    @priority.setter
+    def priority(self, value: int) -> None:
+        if self._id:
+            raise ValueError("cannot change the priority of an active watcher")
+        lib.gp_set_priority(self._check(), int(value))
+
+    def _fire(self, revents: int) -> None:
+        callback = self.callback
+        if callback is not None:
+            callback(*self.args)
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _describe(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        state = "closed" if self._c is None else ("active" if self._id else "stopped")
+        extra = self._describe()
+        return f"<{type(self).__name__}{' ' + extra if extra else ''} {state}>"
+
+
+class IoWatcher(Watcher):
+    __slots__ = ()
+    _ctype = "ev_io *"
+    _start_fn = lib.ev_io_start
+    _stop_fn = lib.ev_io_stop
+
+    def __init__(self, loop: Loop, fd: int, events: int) -> None:
+        if fd < 0:
+            raise ValueError(f"invalid file descriptor {fd}")
+        if not events or events & ~(READ | WRITE):
+            raise ValueError(f"events must be READ, WRITE or both, not {events!r}")
+        super().__init__(loop)
+        lib.gp_io_init(self._c, fd, events)
+
+    @property
+    def fd(self) -> int:
+        return int(self._check().fd)
+
+    @property
+    def events(self) -> int:
+        return int(self._check().events)
+
+    @events.setter
+    def events(self, value: int) -> None:
+        if self._id:
+            raise ValueError("cannot change the events of an active io watcher")
+        c = self._check()
+        lib.gp_io_set(c, c.fd, value)
+
+    def _describe(self) -> str:
+        if self._c is None:
+            return ""
+        mode = {READ: "r", WRITE: "w", READ | WRITE: "rw"}.get(self._c.events, "?")
+        return f"fd={self._c.fd} {mode}"
+
+
+class TimerWatcher(Watcher):
+    __slots__ = ()
+    _ctype = "ev_timer *"
+    _start_fn = lib.ev_timer_start
+    _stop_fn = lib.ev_timer_stop
+
+    def __init__(self, loop: Loop, after: float, repeat: float = 0.0) -> None:
+        if after < 0 or repeat < 0:
+            raise ValueError("timer intervals must be >= 0")
+        super().__init__(loop)
+        lib.gp_timer_init(self._c, after, repeat)
+
+    def _fire(self, revents: int) -> None:
+        # libev stops a non-repeating timer before calling back; mirror that.
+        callback, args = self.callback, self.args
+        if not self._c.repeat:
+            self.stop()
+        if callback is not None:
+            callback(*args)
+
+    def again(self, callback: Callable[..., Any] | None = None, *args: Any) -> None:
+        """Restart from now (``ev_timer_again``): the repeat interval, or after."""
+        c = self._check()
+        if callback is not None:
+            self.callback, self.args = callback, args
+        if self.callback is None:
+            raise ValueError("again() needs a callback the first time")
+        if not self._id:
+            self.start(self.callback, *self.args)
+        else:
+            lib.ev_timer_again(self.loop._ev, c)
+
+    def set(self, after: float, repeat: float = 0.0) -> None:
+        if self._id:
+            raise ValueError("cannot reconfigure an active timer; stop() it first")
+        lib.gp_timer_set(self._check(), after, repeat)
+
+    @property
+    def remaining(self) -> float:
+        return float(lib.ev_timer_remaining(self.loop._ev, self._check()))
+
+
+class SignalWatcher(Watcher):
+    __slots__ = ()
+    _ctype = "ev_signal *"
+    _start_fn = lib.ev_signal_start
+    _stop_fn = lib.ev_signal_stop
+
+    def __init__(self, loop: Loop, signum: int) -> None:
+        if not 0 < signum < 65:
+            raise ValueError(f"invalid signal number {signum}")
+        super().__init__(loop)
+        lib.gp_signal_init(self._c, signum)
+
+    @property
+    def signum(self) -> int:
+        return int(self._check().signum)
+
+    def _describe(self) -> str:
+        return f"signum={self._c.signum}" if self._c is not None else ""
+
+
+class ChildWatcher(Watcher):
+    """Watches a child process; ``rpid`` and ``rstatus`` hold what was reaped.
+
+    Only the default loop can watch children (a libev rule).  While at least one
+    child watcher is active, libev's SIGCHLD handler is installed and reaps every
+    child that exits, including ones nobody watches.
+    """
+
+    __slots__ = ("_sigchld",)
+    _ctype = "ev_child *"
+    _start_fn = lib.ev_child_start
+    _stop_fn = lib.ev_child_stop
+
+    def __init__(self, loop: Loop, pid: int, trace: bool = False) -> None:
+        if not loop.default:
+            raise ValueError(
+                "child watchers need the default loop (the main thread's hub); "
+                "libev reaps children only there"
+            )
+        super().__init__(loop)
+        self._sigchld = False
+        lib.gp_child_init(self._c, pid, 1 if trace else 0)
+
+    def start(self, callback: Callable[..., Any], *args: Any) -> None:
+        super().start(callback, *args)
+        if not self._sigchld:
+            self._sigchld = bool(lib.gp_sigchld_acquire())
+
+    def stop(self) -> None:
+        super().stop()
+        if self._sigchld:
+            self._sigchld = False
+            lib.gp_sigchld_release()
+
+    @property
+    def pid(self) -> int:
+        return int(self._check().pid)
+
+    @property
+    def rpid(self) -> int:
+        return int(self._check().rpid)
+
+    @property
+    def rstatus(self) -> int:
+        return int(self._check().rstatus)
+
+    def _describe(self) -> str:
+        return f"pid={self._c.pid}" if self._c is not None else ""
+
+
+class AsyncWatcher(Watcher):
+    """Wakes its loop from any OS thread with ``send()``."""
+
+    __slots__ = ()
+    _ctype = "ev_async *"
+    _start_fn = lib.ev_async_start
+    _stop_fn = lib.ev_async_stop
+
+    def __init__(self, loop: Loop) -> None:
+        super().__init__(loop)
+        lib.gp_async_init(self._c)
+
+    def send(self) -> None:
+        c = self._check()
+        lib.ev_async_send(self.loop._ev, c)
+
+    @property
+    def pending(self) -> bool:
+        return self._c is not None and bool(lib.gp_async_pending(self._c))
+
+
+class PrepareWatcher(Watcher):
+    """Called before the loop blocks for I/O."""
+
+    __slots__ = ()
+    _ctype = "ev_prepare *"
+    _start_fn = lib.ev_prepare_start
+    _stop_fn = lib.ev_prepare_stop
+
+    def __init__(self, loop: Loop) -> None:
+        super().__init__(loop)
+        lib.gp_prepare_init(self._c)
+
+
+class CheckWatcher(Watcher):
+    """Called after the loop has polled for I/O."""
+
+    __slots__ = ()
+    _ctype = "ev_check *"
+    _start_fn = lib.ev_check_start
+    _stop_fn = lib.ev_check_stop
+
+    def __init__(self, loop: Loop) -> None:
+        super().__init__(loop)
+        lib.gp_check_init(self._c)
+
+
+class IdleWatcher(Watcher):
+    """Called when the loop has nothing else to do (keeps it from blocking)."""
+
+    __slots__ = ()
+    _ctype = "ev_idle *"
+    _start_fn = lib.ev_idle_start
+    _stop_fn = lib.ev_idle_stop
+
+    def __init__(self, loop: Loop) -> None:
+        super().__init__(loop)
+        lib.gp_idle_init(self._c)

@@ -1,0 +1,321 @@
+"""The Loop and its watchers, driven directly (no hub, no greenlets)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import weakref
+
+import pytest
+
+from greenpatch.hub.loop import READ, WRITE, Loop, WatcherClosedError
+
+
+@pytest.fixture
+def loop():
+    loop = Loop()
+    yield loop
+    loop.destroy()
+
+
+def test_run_returns_when_nothing_is_active(loop):
+    loop.run()  # must not block
+    assert loop.active_watcher_count == 0
+
+
+def test_callbacks_run_in_fifo_order(loop):
+    seen = []
+    for i in range(5):
+        loop.run_callback(seen.append, i)
+    loop.run()
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_io_watcher_fires_when_readable_and_is_kept_alive_by_the_loop(loop):
+    a, b = socket.socketpair()
+    try:
+        fired = []
+
+        def start_unreferenced_watcher():
+            watcher = loop.io(a.fileno(), READ)
+            watcher.start(lambda: (fired.append(a.recv(10)), loop.break_()))
+            return weakref.ref(watcher)
+
+        ref = start_unreferenced_watcher()  # only the loop holds it now
+        b.send(b"ping")
+        loop.run()
+        assert fired == [b"ping"]
+        watcher = ref()
+        assert watcher is not None and watcher.active
+        watcher.stop()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_io_watcher_write_readiness(loop):
+    a, b = socket.socketpair()
+    try:
+        watcher = loop.io(a.fileno(), WRITE)
+        hits = []
+        watcher.start(lambda: (hits.append(1), watcher.stop()))
+        loop.run()
+        assert hits == [1]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_stopped_watcher_can_be_restarted(loop):
+    watcher = loop.timer(0.001)
+    hits = []
+    watcher.start(hits.append, "first")
+    loop.run()
+    assert not watcher.active
+    watcher.start(hits.append, "second")
+    loop.run()
+    assert hits == ["first", "second"]
+
+
+def test_closed_watcher_raises_a_clear_error(loop):
+    watcher = loop.timer(1)
+    watcher.close()
+    with pytest.raises(WatcherClosedError, match="closed"):
+        watcher.start(lambda: None)
+
+
+def test_destroyed_loop_rejects_new_watchers():
+    loop = Loop()
+    loop.destroy()
+    with pytest.raises(WatcherClosedError, match="destroyed"):
+        loop.timer(1)
+    with pytest.raises(WatcherClosedError):
+        loop.run_once()
+
+
+def test_repeating_timer_fires_until_stopped(loop):
+    watcher = loop.timer(0.001, 0.001)
+    hits = []
+
+    def tick():
+        hits.append(1)
+        if len(hits) == 3:
+            watcher.stop()
+
+    watcher.start(tick)
+    loop.run()
+    assert len(hits) == 3
+
+
+def test_unreferenced_watcher_does_not_keep_loop_alive(loop):
+    watcher = loop.timer(30)
+    watcher.ref = False
+    watcher.start(lambda: None)
+    started = time.monotonic()
+    loop.run()
+    assert time.monotonic() - started < 5
+    watcher.stop()
+
+
+def test_call_later_orders_by_deadline_and_cancel_works(loop):
+    seen = []
+    loop.call_later(0.02, seen.append, "late")
+    handle = loop.call_later(0.01, seen.append, "cancelled")
+    loop.call_later(0.001, seen.append, "early")
+    handle.cancel()
+    loop.run()
+    assert seen == ["early", "late"]
+    assert loop.active_watcher_count == 0
+
+
+def test_many_cancelled_timers_are_compacted(loop):
+    handles = [loop.call_later(100, lambda: None) for _ in range(5000)]
+    for handle in handles:
+        handle.cancel()
+    assert loop.active_watcher_count == 0
+    assert len(loop._timers) < 5000
+
+
+def test_callback_that_raises_does_not_stop_the_loop(loop):
+    errors = []
+    loop.error_handler = lambda context, t, v, tb: errors.append(v)
+    seen = []
+    loop.run_callback(lambda: 1 / 0)
+    loop.run_callback(seen.append, "after")
+    loop.run()
+    assert seen == ["after"]
+    assert isinstance(errors[0], ZeroDivisionError)
+
+
+def test_run_callback_threadsafe_wakes_a_blocked_loop(loop):
+    keepalive = loop.timer(30)
+    keepalive.start(lambda: None)
+    seen = []
+
+    def from_thread():
+        loop.run_callback_threadsafe(lambda: (seen.append(threading.get_ident()), keepalive.stop()))
+
+    thread = threading.Thread(target=from_thread)
+    started = time.monotonic()
+    thread.start()
+    loop.run()
+    thread.join()
+    assert seen == [threading.get_ident()]
+    assert time.monotonic() - started < 10
+
+
+def test_async_watcher_send_from_another_thread(loop):
+    watcher = loop.async_()
+    seen = []
+    watcher.start(lambda: (seen.append("woken"), watcher.stop()))
+    thread = threading.Thread(target=watcher.send)
+    thread.start()
+    loop.run()
+    thread.join()
+    assert seen == ["woken"]
+
+
+def test_prepare_check_and_idle_watchers_run_around_polling(loop):
+    order = []
+    prepare, check, idle = loop.prepare(), loop.check(), loop.idle()
+
+    def on_idle():
+        order.append("idle")
+        idle.stop()
+        prepare.stop()
+        check.stop()
+
+    prepare.start(order.append, "prepare")
+    check.start(order.append, "check")
+    idle.start(on_idle)
+    loop.run()
+    assert order[0] == "prepare"
+    assert "check" in order and "idle" in order
+    assert order.index("prepare") < order.index("check")
+
+
+def test_break_stops_run(loop):
+    watcher = loop.timer(0.001, 0.001)
+    hits = []
+
+    def tick():
+        hits.append(1)
+        loop.break_()
+
+    watcher.start(tick)
+    loop.run()
+    assert hits == [1]
+    watcher.stop()
+
+
+def test_signal_watcher_on_the_default_loop():
+    loop = Loop(default=True)
+    try:
+        watcher = loop.signal(signal.SIGUSR1)
+        seen = []
+        watcher.start(lambda: (seen.append("usr1"), watcher.stop()))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            loop.run_once()
+        assert seen == ["usr1"]
+    finally:
+        loop.destroy()
+
+
+def test_child_watcher_reports_exit_status():
+    loop = Loop(default=True)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        watcher = loop.child(pid)
+        seen = []
+        watcher.start(lambda: (seen.append((watcher.rpid, watcher.rstatus)), watcher.stop()))
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            loop.run_once()
+        assert seen and seen[0][0] == pid
+        assert os.waitstatus_to_exitcode(seen[0][1]) == 7
+    finally:
+        loop.destroy()
+
+
+def test_child_watcher_needs_the_default_loop(loop):
+    with pytest.raises(ValueError, match="default loop"):
+        loop.child(os.getpid())
+
+
+def test_default_loop_does_not_reap_unwatched_children():
+    loop = Loop(default=True)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(3)
+        # Let SIGCHLD arrive while the loop polls: with libev's handler left in
+        # place the child would be reaped behind our back (ECHILD below).
+        for _ in range(20):
+            loop.run_once(block=False)
+            time.sleep(0.005)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+    finally:
+        loop.destroy()
+
+
+def test_loops_in_two_threads_run_at_once():
+    results = {}
+    barrier = threading.Barrier(2, timeout=10)
+
+    def worker(name):
+        loop = Loop()
+        try:
+            barrier.wait()
+            seen = []
+            loop.call_later(0.05, seen.append, name)
+            loop.run()
+            results[name] = seen
+        finally:
+            loop.destroy()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"a": ["a"], "b": ["b"]}
+
+
+def test_reinit_in_a_forked_child_keeps_io_working(loop):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            loop.reinit()
+            a, b = socket.socketpair()
+            watcher = loop.io(a.fileno(), READ)
+            seen = []
+            watcher.start(lambda: (seen.append(a.recv(4)), watcher.stop()))
+            b.send(b"kid!")
+            loop.run()
+            code = 0 if seen == [b"kid!"] else 2
+        finally:
+            os.write(write_end, bytes([code]))
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"\x00"
+    os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_repr_names_state(loop):
+    watcher = loop.io(0, READ)
+    assert "fd=0" in repr(watcher) and "stopped" in repr(watcher)
+    watcher.close()
+    assert "closed" in repr(watcher)
+    assert "own" in repr(loop)
