@@ -290,6 +290,7 @@ def test_forked_child_hub_keeps_working():
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
+
             def reader():
                 greenpatch.wait_read(a.fileno(), timeout=10)
                 return a.recv(5)

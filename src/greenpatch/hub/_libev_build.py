@@ -268,9 +268,15 @@ void gp_wake(gp_loop *g)
 }
 
 void gp_io_init(ev_io *w, int fd, int events) { ev_io_init(w, (void *)gp_record, fd, events); }
-void gp_timer_init(ev_timer *w, double after, double repeat) { ev_timer_init(w, (void *)gp_record, after, repeat); }
+void gp_timer_init(ev_timer *w, double after, double repeat)
+{
+    ev_timer_init(w, (void *)gp_record, after, repeat);
+}
 void gp_signal_init(ev_signal *w, int signum) { ev_signal_init(w, (void *)gp_record, signum); }
-void gp_child_init(ev_child *w, int pid, int trace) { ev_child_init(w, (void *)gp_record, pid, trace); }
+void gp_child_init(ev_child *w, int pid, int trace)
+{
+    ev_child_init(w, (void *)gp_record, pid, trace);
+}
 void gp_async_init(ev_async *w) { ev_async_init(w, (void *)gp_record); }
 void gp_prepare_init(ev_prepare *w) { ev_prepare_init(w, (void *)gp_record); }
 void gp_check_init(ev_check *w) { ev_check_init(w, (void *)gp_record); }

@@ -26,7 +26,8 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Callable
 
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
@@ -151,7 +152,9 @@ class Greenlet:
         return glet
 
     @classmethod
-    def spawn_later(cls, seconds: float, run: Callable[..., Any] | None = None, *args: Any, **kwargs: Any) -> Greenlet:
+    def spawn_later(
+        cls, seconds: float, run: Callable[..., Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Greenlet:
         glet = cls(run, *args, **kwargs)
         glet.start_later(seconds)
         return glet
@@ -183,7 +186,9 @@ class Greenlet:
         else:
             self._finish(result, None)
 
-    def _finish(self, value: Any, exc_info: tuple[Any, Any, Any] | None, report: bool = True) -> None:
+    def _finish(
+        self, value: Any, exc_info: tuple[Any, Any, Any] | None, report: bool = True
+    ) -> None:
         self._state = _DONE
         self._worker = None
         self.value = value
@@ -263,7 +268,9 @@ class Greenlet:
         worker.throw(exception)
         return True
 
-    def kill(self, exception: Any = GreenletExit, block: bool = True, timeout: float | None = None) -> None:
+    def kill(
+        self, exception: Any = GreenletExit, block: bool = True, timeout: float | None = None
+    ) -> None:
         """Raise ``exception`` in the task; by default wait until it has finished."""
         if self._state == _DONE:
             return
@@ -291,7 +298,9 @@ class Greenlet:
             return
         waiter = Waiter(self.hub)
         self.rawlink(waiter.switch)
-        timer = self.hub.loop.call_later(timeout, waiter.switch, None) if timeout is not None else None
+        timer = (
+            self.hub.loop.call_later(timeout, waiter.switch, None) if timeout is not None else None
+        )
         try:
             waiter.get()
         finally:
@@ -481,12 +490,16 @@ class _WaitIterator:
         self._objects = ()
 
 
-def iwait(objects: Iterable[Any], timeout: float | None = None, count: int | None = None) -> Iterator[Any]:
+def iwait(
+    objects: Iterable[Any], timeout: float | None = None, count: int | None = None
+) -> Iterator[Any]:
     """Iterate over ``objects`` (greenlets, events, ...) in the order they become ready."""
     return _WaitIterator(list(objects), get_hub(), timeout, count)
 
 
-def wait(objects: Iterable[Any] | None = None, timeout: float | None = None, count: int | None = None) -> Any:
+def wait(
+    objects: Iterable[Any] | None = None, timeout: float | None = None, count: int | None = None
+) -> Any:
     """Wait for ``objects`` to become ready and return those that did.
 
     With no objects, run the loop until nothing is left to do: returns True then,

@@ -91,7 +91,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         self._handoffs = CALLBACK_BUDGET
 
     # -- the door -------------------------------------------------------------
-    def switch(self, *args: Any) -> Any:  # type: ignore[override]
+    def switch(self, *args: Any) -> Any:
         """Give up control until someone resumes us; returns what they passed.
 
         Usually this switches to the hub.  When the next queued callback merely
@@ -130,7 +130,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         return token
 
     # -- the loop -------------------------------------------------------------
-    def run(self) -> None:  # type: ignore[override]
+    def run(self) -> None:
         loop = self.loop
         run_once = loop.run_once
         while not self._destroyed:
@@ -172,7 +172,9 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         traceback.print_exception(exc_type, value, tb, file=sys.stderr)
 
     # -- waiting --------------------------------------------------------------
-    def wait(self, watcher: Watcher, timeout: float | None = None, timeout_exc: Any = _UNSET) -> Any:
+    def wait(
+        self, watcher: Watcher, timeout: float | None = None, timeout_exc: Any = _UNSET
+    ) -> Any:
         """Block the current greenlet until ``watcher`` fires (or the timeout passes).
 
         The watcher is started with a callback that resumes us and is stopped

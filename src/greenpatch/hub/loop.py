@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections import deque
 from time import monotonic
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from greenpatch.hub._libev import ffi, lib
 
@@ -57,7 +57,9 @@ class WatcherClosedError(ValueError):
     """An operation was attempted on a watcher after ``close()``."""
 
 
-def _print_error(context: Any, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
+def _print_error(
+    context: Any, exc_type: type[BaseException], value: BaseException, tb: Any
+) -> None:
     sys.stderr.write(f"Error in {context!r}:\n")
     traceback.print_exception(exc_type, value, tb, file=sys.stderr)
 
@@ -67,7 +69,9 @@ class TimerHandle:
 
     __slots__ = ("_loop", "_ref", "args", "callback", "cancelled", "deadline")
 
-    def __init__(self, loop: Loop, deadline: float, callback: Callable[..., Any], args: tuple[Any, ...]):
+    def __init__(
+        self, loop: Loop, deadline: float, callback: Callable[..., Any], args: tuple[Any, ...]
+    ):
         self._loop = loop
         self.deadline = deadline
         self.callback = callback
@@ -124,7 +128,8 @@ class Loop:
         # here is what keeps an active watcher (and its C struct) alive.
         self._active: dict[int, Watcher] = {}
         self._ids = itertools.count(1)
-        self._callbacks: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        # args is a tuple, or the one-item list token of Hub.resume_soon.
+        self._callbacks: deque[tuple[Callable[..., Any], Sequence[Any]]] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
         self._cancelled_timers = 0
@@ -236,7 +241,7 @@ class Loop:
             try:
                 callback(*args)
             except Exception:
-                self.error_handler(callback, *sys.exc_info())  # type: ignore[arg-type]
+                self.error_handler(callback, *sys.exc_info())
 
     def _next_timeout(self) -> float:
         timers = self._timers
@@ -257,7 +262,7 @@ class Loop:
             try:
                 callback(*args)
             except Exception:
-                self.error_handler(callback, *sys.exc_info())  # type: ignore[arg-type]
+                self.error_handler(callback, *sys.exc_info())
 
     # -- running --------------------------------------------------------------
     def run_once(self, block: bool = True) -> bool:
@@ -310,7 +315,7 @@ class Loop:
                 try:
                     watcher._fire(revents[index])
                 except Exception:
-                    self.error_handler(watcher, *sys.exc_info())  # type: ignore[arg-type]
+                    self.error_handler(watcher, *sys.exc_info())
 
     def reinit(self) -> None:
         """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""

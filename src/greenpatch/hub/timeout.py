@@ -107,7 +107,11 @@ class Timeout(BaseException):
 
 
 def with_timeout(
-    seconds: float | None, function: Callable[..., T], *args: Any, timeout_value: Any = _UNSET, **kwargs: Any
+    seconds: float | None,
+    function: Callable[..., T],
+    *args: Any,
+    timeout_value: Any = _UNSET,
+    **kwargs: Any,
 ) -> Any:
     """Call ``function(*args, **kwargs)``; after ``seconds``, raise Timeout, or return
     ``timeout_value`` when one is given."""

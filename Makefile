@@ -1,0 +1,61 @@
+# Two commands on a fresh Debian/Ubuntu machine: `make demo` and `make test`.
+# Both install what is missing first: the libev headers (apt-get, as root or
+# through sudo), a virtualenv in .venv, and greenpatch with its test tools.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.greenpatch-installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all demo test unit lint bench tox system-deps clean
+
+all: test
+
+## system-deps: the libev headers (and redis-server for the compat harness)
+system-deps:
+	@if [ -f /usr/include/ev.h ] || [ -f /usr/local/include/ev.h ] || [ -f /usr/include/libev/ev.h ] || [ -f /opt/homebrew/include/ev.h ]; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
+	  echo "installing libev-dev with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libev-dev; \
+	else \
+	  echo "greenpatch needs the libev headers: install libev-dev (Debian/Ubuntu), libev-devel (Fedora) or libev (Homebrew), then run make again." >&2; \
+	  exit 1; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml setup.py src/greenpatch/hub/_libev_build.py | $(PY)
+	$(MAKE) --no-print-directory system-deps
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: set up, then run the main job
+demo: $(STAMP)
+	$(PY) docs/examples/sleepers.py 1000 0.5
+
+## test: set up, then lint, type-check and run the whole test suite
+test: $(STAMP) lint unit
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks docs/examples
+	$(PY) -m ruff format --check src tests benchmarks docs/examples
+	$(PY) -m mypy
+
+## bench: peers side by side (installs the benchmark-only peers)
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/bench_hub.py
+
+## tox: the Python 3.9-3.13 matrix (pyenv interpreters are put on PATH)
+tox: $(STAMP)
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(9|1[0-3])\.' | tr '\n' ':')" $(PY) -m tox -p auto
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info src/greenpatch/hub/_libev*.so .tox
