@@ -24,8 +24,9 @@ import itertools
 import sys
 import traceback
 from collections import deque
+from collections.abc import Sequence
 from time import monotonic
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from greenpatch.hub._libev import ffi, lib
 
