@@ -195,15 +195,23 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             if timer is not None:
                 timer.cancel()
 
-    def cancel_wait(self, watcher: Watcher, error: BaseException) -> None:
-        """End the wait of whoever is blocked on ``watcher`` by raising ``error`` in it."""
-        if watcher.active and watcher.waiter is not None:
-            self.loop.run_callback(self._cancel_wait, watcher, error)
+    def cancel_wait(self, watcher: Watcher, error: BaseException) -> bool:
+        """End the wait of whoever is blocked on ``watcher`` by raising ``error`` in it.
 
-    def _cancel_wait(self, watcher: Watcher, error: BaseException) -> None:
+        The watcher is stopped at once, so a descriptor about to be closed is no
+        longer polled; the waiter is told on the next iteration, and only if it is
+        still waiting on this watcher by then.  Returns whether someone waited.
+        """
         waiter = watcher.waiter
-        if watcher.active and waiter is not None and not waiter.dead:
-            watcher.stop()
+        if not watcher.active or waiter is None:
+            return False
+        watcher.stop()
+        self.loop.run_callback(self._cancel_wait, watcher, waiter, error)
+        return True
+
+    @staticmethod
+    def _cancel_wait(watcher: Watcher, waiter: Any, error: BaseException) -> None:
+        if watcher.waiter is waiter and not waiter.dead:
             waiter.throw(error)
 
     def _wait_fd(self, fd: int, events: int, timeout: float | None, timeout_exc: Any) -> None:
@@ -235,20 +243,10 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         """
         if error is None:
             error = OSError(errno.EBADF, "file descriptor was closed while a greenlet waited on it")
-        waits = list(self._fd_waits.get(fd, ()))
-        for watcher in waits:
-            waiter = watcher.waiter
-            # Stop now, before the caller closes fd, so libev never polls a
-            # closed descriptor; the waiter is told on the next iteration.
-            watcher.stop()
-            if waiter is not None:
-                self.loop.run_callback(self._throw_if_alive, waiter, error)
-        return len(waits)
-
-    @staticmethod
-    def _throw_if_alive(glet: Any, error: BaseException) -> None:
-        if not glet.dead:
-            glet.throw(error)
+        cancelled = 0
+        for watcher in list(self._fd_waits.get(fd, ())):
+            cancelled += self.cancel_wait(watcher, error)
+        return cancelled
 
     def sleep(self, seconds: float = 0) -> None:
         """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first."""
