@@ -24,12 +24,14 @@ import os
 import sys
 import threading
 import traceback
+from _thread import get_ident as _get_ident
 from typing import Any, Callable
 
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
-from greenpatch.hub.loop import CALLBACK_BUDGET, READ, WRITE, IoWatcher, Loop, Watcher
+from greenpatch.hub.loop import CALLBACK_BUDGET, Loop
+from greenpatch.hub.watchers import READ, WRITE, IoWatcher, Watcher
 
 __all__ = [
     "BlockingSwitchOutError",
@@ -77,9 +79,9 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
 
     def __init__(self, loop: Loop | None = None) -> None:
         super().__init__()
-        self.thread_ident = threading.get_ident()
+        self.thread_ident = _get_ident()
         if loop is None:
-            loop = Loop(default=threading.current_thread() is threading.main_thread())
+            loop = Loop(default=self.thread_ident == threading.main_thread().ident)
         self.loop = loop
         self.loop.error_handler = self.handle_error
         self.switch_hooks = []
@@ -353,6 +355,8 @@ class Waiter:
             self.greenlet = None
 
 
+# OS-thread primitives are bound at import, before any patch: once threading is
+# patched, threading.get_ident() names greenlets, and the hub is per OS thread.
 _local = threading.local()
 _fork_hook_installed = False
 
