@@ -30,7 +30,7 @@ from typing import Any, Callable
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
-from greenpatch.hub.loop import CALLBACK_BUDGET, Loop
+from greenpatch.hub.loop import Loop
 from greenpatch.hub.watchers import READ, WRITE, IoWatcher, Watcher
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "get_hub",
     "get_hub_if_exists",
     "getcurrent_task",
+    "resume",
     "sleep",
     "wait_read",
     "wait_write",
@@ -64,10 +65,20 @@ class ConcurrentObjectUseError(RuntimeError):
 _UNSET: Any = object()
 
 
-def _resume(glet: Any = None) -> None:
-    """Queued by ``Hub.resume_soon``; called with no argument once its token is cleared."""
+def resume(glet: Any = None) -> None:
+    """The callback of a resume entry ``(resume, token)`` in the loop's queue.
+
+    A token is a one-item list ``[greenlet]``; the queue calls ``resume(*token)``,
+    so clearing the token turns the queued entry into a no-op.  ``Hub.switch``
+    recognises these entries and hands off to the greenlet directly.  Waiters
+    that must be able to cancel a wake-up make the token themselves and wakers
+    append ``(resume, token)`` (see ``Hub.schedule_resume``).
+    """
     if glet is not None:
         glet.switch()
+
+
+_resume = resume  # the name used on the hot paths below
 
 
 class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for subclassing
@@ -90,7 +101,6 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         self._idle_workers: list[RawGreenlet] = []
         self._destroyed = False
         self._callbacks = loop._callbacks
-        self._handoffs = CALLBACK_BUDGET
 
     # -- the door -------------------------------------------------------------
     def switch(self, *args: Any) -> Any:
@@ -99,8 +109,8 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         Usually this switches to the hub.  When the next queued callback merely
         resumes another greenlet (``resume_soon``), we switch to that greenlet
         directly: one switch instead of two (to the hub, then from it), which is
-        what makes ``sleep(0)`` cheap.  At most ``CALLBACK_BUDGET`` hand-offs
-        happen between two visits to the hub, so I/O is still polled.
+        what makes ``sleep(0)`` cheap.  Hand-offs spend the loop's per-iteration
+        callback budget, so I/O is still polled every ``CALLBACK_BUDGET`` of them.
         """
         current = getcurrent()
         if current is self:
@@ -112,12 +122,18 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             for hook in self.switch_hooks:
                 hook(self, current)
         callbacks = self._callbacks
-        if callbacks and self._handoffs and callbacks[0][0] is _resume:
-            token = callbacks.popleft()[1]
-            if token:
-                self._handoffs -= 1
-                return token[0].switch()
+        if callbacks and callbacks[0][0] is _resume:
+            loop = self.loop
+            if loop.budget > 0:
+                token = callbacks.popleft()[1]
+                loop.budget -= 1
+                if token:
+                    return token[0].switch()
         return RawGreenlet.switch(self, *args)
+
+    def schedule_resume(self, token: list[Any]) -> None:
+        """Queue the resume of the greenlet in ``token`` (a one-item list it owns)."""
+        self._callbacks.append((_resume, token))
 
     def resume_soon(self, glet: Any) -> list[Any]:
         """Queue a plain resume of ``glet``; returns a token whose ``clear()`` cancels it.
@@ -136,7 +152,6 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         loop = self.loop
         run_once = loop.run_once
         while not self._destroyed:
-            self._handoffs = CALLBACK_BUDGET
             try:
                 alive = run_once()
             except (SystemExit, KeyboardInterrupt) as exc:
@@ -265,6 +280,9 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         timer = self.loop.call_later(seconds, current.switch)
         try:
             self.switch()
+            while timer.pending:
+                # A stray resume (a bug elsewhere) must not cut the sleep short.
+                self.switch()
         finally:
             timer.cancel()
 

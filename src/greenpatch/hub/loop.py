@@ -146,6 +146,14 @@ class Loop:
         self._cancelled_timers = 0
         self._unref_timers = 0
         self._stop_requested = False
+        # Callbacks (and, through Hub.switch, direct greenlet hand-offs) left in
+        # this iteration before I/O must be polled again; reset per iteration.
+        self.budget = CALLBACK_BUDGET
+        # Read by diagnostics from other threads (the loop-stall monitor): how
+        # many iterations ran, and whether the loop is waiting in the kernel now
+        # (not stalled) rather than running Python code.
+        self.iterations = 0
+        self.polling = False
         self.error_handler: ErrorHandler = _print_error
 
     # -- state ---------------------------------------------------------------
@@ -266,9 +274,8 @@ class Loop:
     def _run_callbacks(self) -> None:
         callbacks = self._callbacks
         popleft = callbacks.popleft
-        budget = CALLBACK_BUDGET
-        while callbacks and budget:
-            budget -= 1
+        while callbacks and self.budget > 0:
+            self.budget -= 1
             callback, args = popleft()
             try:
                 callback(*args)
@@ -285,7 +292,11 @@ class Loop:
             timeout = 0.0
         else:
             timeout = self._next_timeout()
+        self.polling = True
         alive = lib.gp_run_once(ptr, timeout)
+        self.polling = False
+        self.iterations += 1
+        self.budget = CALLBACK_BUDGET
         if ptr.npending:
             self._dispatch(ptr)
         if self._timers:
