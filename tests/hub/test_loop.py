@@ -11,6 +11,7 @@ import weakref
 
 import pytest
 
+import greenpatch
 from greenpatch.hub.loop import READ, WRITE, Loop, WatcherClosedError
 
 
@@ -211,37 +212,49 @@ def test_break_stops_run(loop):
     watcher.stop()
 
 
+def _wait_until(predicate, timeout=10.0):
+    """Let the hub run (it drives the default loop) until predicate() or timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        greenpatch.sleep(0.005)
+    return predicate()
+
+
 def test_signal_watcher_on_the_default_loop():
-    loop = Loop(default=True)
+    loop = greenpatch.get_hub().loop
+    watcher = loop.signal(signal.SIGUSR1)
+    seen = []
+    watcher.start(lambda: (seen.append("usr1"), watcher.stop()))
+    previous = signal.getsignal(signal.SIGUSR1)
     try:
-        watcher = loop.signal(signal.SIGUSR1)
-        seen = []
-        watcher.start(lambda: (seen.append("usr1"), watcher.stop()))
         os.kill(os.getpid(), signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while not seen and time.monotonic() < deadline:
-            loop.run_once()
+        assert _wait_until(lambda: seen)
         assert seen == ["usr1"]
     finally:
-        loop.destroy()
+        watcher.close()
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_child_watcher_reports_exit_status():
-    loop = Loop(default=True)
+    loop = greenpatch.get_hub().loop
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(7)
+    watcher = loop.child(pid)
+    seen = []
+    watcher.start(lambda: (seen.append((watcher.rpid, watcher.rstatus)), watcher.stop()))
     try:
-        pid = os.fork()
-        if pid == 0:
-            os._exit(7)
-        watcher = loop.child(pid)
-        seen = []
-        watcher.start(lambda: (seen.append((watcher.rpid, watcher.rstatus)), watcher.stop()))
-        deadline = time.monotonic() + 10
-        while not seen and time.monotonic() < deadline:
-            loop.run_once()
-        assert seen and seen[0][0] == pid
+        assert _wait_until(lambda: seen)
+        assert seen[0][0] == pid
         assert os.waitstatus_to_exitcode(seen[0][1]) == 7
     finally:
-        loop.destroy()
+        watcher.close()
+
+
+def test_only_one_loop_may_wrap_the_default_loop():
+    greenpatch.get_hub()  # the main thread's hub owns it
+    with pytest.raises(RuntimeError, match="already wrapped"):
+        Loop(default=True)
 
 
 def test_child_watcher_needs_the_default_loop(loop):
@@ -250,20 +263,15 @@ def test_child_watcher_needs_the_default_loop(loop):
 
 
 def test_default_loop_does_not_reap_unwatched_children():
-    loop = Loop(default=True)
-    try:
-        pid = os.fork()
-        if pid == 0:
-            os._exit(3)
-        # Let SIGCHLD arrive while the loop polls: with libev's handler left in
-        # place the child would be reaped behind our back (ECHILD below).
-        for _ in range(20):
-            loop.run_once(block=False)
-            time.sleep(0.005)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 3
-    finally:
-        loop.destroy()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(3)
+    # Let SIGCHLD arrive while the hub polls the default loop: with libev's
+    # handler left in place the child would be reaped behind our back (ECHILD).
+    for _ in range(20):
+        greenpatch.sleep(0.005)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
 
 
 def test_loops_in_two_threads_run_at_once():

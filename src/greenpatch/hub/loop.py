@@ -23,6 +23,7 @@ import heapq
 import itertools
 import sys
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
@@ -61,6 +62,9 @@ __all__ = [
     "WatcherClosedError",
 ]
 
+
+#: The Loop wrapping libev's default loop, if any (there may be only one).
+_default_owner: weakref.ref[Loop] | None = None
 
 #: How many queued callbacks one iteration runs before it polls I/O again.
 CALLBACK_BUDGET = 1000
@@ -129,10 +133,23 @@ class Loop:
     """
 
     def __init__(self, default: bool = False, flags: int = 0):
+        global _default_owner
         flags = flags or (lib.EVFLAG_AUTO | lib.EVFLAG_NOSIGMASK)
+        if default:
+            owner = _default_owner() if _default_owner is not None else None
+            if owner is not None and owner._ptr is not None:
+                # Two wrappers would fight over the C loop's user data (where ready
+                # watchers are recorded): one would lose its events, and freeing
+                # one would leave the other's events pointing at freed memory.
+                raise RuntimeError(
+                    f"libev's default loop is already wrapped by {owner!r}; use that Loop "
+                    "(in the main thread: greenpatch.get_hub().loop)"
+                )
         self._ptr = lib.gp_loop_new(1 if default else 0, flags)
         if self._ptr == ffi.NULL:
             raise OSError(f"libev could not create an event loop (flags={flags:#x})")
+        if default:
+            _default_owner = weakref.ref(self)
         self._ev = self._ptr.loop
         self.default = default
         # Watchers that are active, by the id libev hands back to us.  Holding them
