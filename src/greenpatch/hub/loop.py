@@ -145,7 +145,7 @@ class Loop:
                     f"libev's default loop is already wrapped by {owner!r}; use that Loop "
                     "(in the main thread: greenpatch.get_hub().loop)"
                 )
-        self._ptr = lib.gp_loop_new(1 if default else 0, flags)
+        self._ptr: Any = lib.gp_loop_new(1 if default else 0, flags)
         if self._ptr == ffi.NULL:
             raise OSError(f"libev could not create an event loop (flags={flags:#x})")
         if default:
