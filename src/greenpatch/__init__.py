@@ -28,6 +28,8 @@ from greenpatch.hub import (
     with_timeout,
 )
 
+from greenpatch.patcher import is_patched, original, patch, patch_all, patched
+
 getcurrent = getcurrent_task
 
 __version__ = "0.1.0"
@@ -45,9 +47,14 @@ __all__ = [
     "__version__",
     "get_hub",
     "getcurrent",
+    "is_patched",
     "iwait",
     "joinall",
     "killall",
+    "original",
+    "patch",
+    "patch_all",
+    "patched",
     "sleep",
     "spawn",
     "spawn_later",

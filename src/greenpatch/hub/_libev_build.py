@@ -113,7 +113,7 @@ typedef struct gp_loop {
 
 gp_loop *gp_loop_new(int use_default, unsigned int flags);
 void gp_loop_free(gp_loop *g);
-int gp_run_once(gp_loop *g, double timeout);
+int gp_run_once(gp_loop *g, double timeout, int wake_ref);
 void gp_wake(gp_loop *g);
 
 void gp_io_init(ev_io *w, int fd, int events);
@@ -153,6 +153,7 @@ typedef struct gp_loop {
     long *ids;
     int *revents;
     ev_timer wake;        /* armed for the Python timer heap's next deadline */
+    int wake_unref;       /* the wake timer is armed without counting as alive */
     ev_async threadsafe;  /* woken by run_callback_threadsafe */
 } gp_loop;
 
@@ -181,6 +182,18 @@ static void gp_record(struct ev_loop *loop, ev_watcher *w, int revents)
 static void gp_nothing(struct ev_loop *loop, ev_watcher *w, int revents)
 {
     (void)loop; (void)w; (void)revents;
+}
+
+/* The wake timer fired (libev stopped it): give back the reference we took
+   away when it was armed unreferenced, as libev requires for such watchers. */
+static void gp_wake_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    gp_loop *g = (gp_loop *)ev_userdata(loop);
+    (void)w; (void)revents;
+    if (g != NULL && g->wake_unref) {
+        ev_ref(loop);
+        g->wake_unref = 0;
+    }
 }
 
 /* SIGCHLD bookkeeping, see the module docstring of _libev_build.py. */
@@ -221,7 +234,7 @@ gp_loop *gp_loop_new(int use_default, unsigned int flags)
         return NULL;
     }
     ev_set_userdata(g->loop, g);
-    ev_init(&g->wake, gp_nothing);
+    ev_init(&g->wake, gp_wake_fired);
     ev_init(&g->threadsafe, gp_nothing);
     ev_async_start(g->loop, &g->threadsafe);
     ev_unref(g->loop);  /* the wake-up channel alone must not keep the loop alive */
@@ -242,8 +255,12 @@ void gp_loop_free(gp_loop *g)
 }
 
 /* One iteration.  timeout < 0: block until something happens; 0: poll only;
-   > 0: block at most that long (the Python timer heap's next deadline). */
-int gp_run_once(gp_loop *g, double timeout)
+   > 0: block at most that long (the Python timer heap's next deadline).
+   wake_ref: whether that deadline is itself a reason to stay alive; when it is
+   not (only unreferenced Python timers are pending), the wake timer is armed
+   unreferenced, so with nothing else active ev_run returns at once, not alive.
+   Returns ev_run's active count, never counting the wake timer. */
+int gp_run_once(gp_loop *g, double timeout, int wake_ref)
 {
     int alive;
     if (timeout == 0.0)
@@ -251,13 +268,20 @@ int gp_run_once(gp_loop *g, double timeout)
     if (timeout > 0.0) {
         ev_timer_set(&g->wake, timeout, 0.0);
         ev_timer_start(g->loop, &g->wake);
+        if (!wake_ref) {
+            ev_unref(g->loop);
+            g->wake_unref = 1;
+        }
     }
     alive = ev_run(g->loop, EVRUN_ONCE);
-    /* ev_run returns its active count; the wake timer is ours, not a reason to
-       stay alive, so do not count it if it did not fire (and auto-stop). */
     if (ev_is_active(&g->wake)) {
+        if (g->wake_unref) {
+            ev_ref(g->loop);
+            g->wake_unref = 0;
+        } else {
+            alive--;
+        }
         ev_timer_stop(g->loop, &g->wake);
-        alive--;
     }
     return alive;
 }
@@ -296,8 +320,12 @@ int gp_sigchld_acquire(void)
 {
     if (!gp_sigchld_known)
         return 0;
-    if (gp_sigchld_users++ == 0)
+    if (gp_sigchld_users++ == 0) {
         sigaction(SIGCHLD, &gp_libev_sigchld, NULL);
+        /* A child may have exited while no handler was installed: its SIGCHLD
+           is gone, so make libev look for exited children now. */
+        ev_feed_signal(SIGCHLD);
+    }
     return 1;
 }
 

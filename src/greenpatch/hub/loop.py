@@ -258,10 +258,12 @@ class Loop:
             heapq.heapify(self._timers)
             self._cancelled_timers = 0
 
-    def _run_due_timers(self) -> None:
+    def _run_due_timers(self) -> bool:
+        """Run the timers that are due; return whether any ran."""
         timers = self._timers
         now = monotonic()
         pop = heapq.heappop
+        ran = False
         while timers and timers[0][0] <= now:
             handle = pop(timers)[2]
             if handle.cancelled:
@@ -274,10 +276,12 @@ class Loop:
             handle.callback = None  # type: ignore[assignment]
             handle.args = ()
             handle.cancelled = True
+            ran = True
             try:
                 callback(*args)
             except Exception:
                 self.error_handler(callback, *sys.exc_info())
+        return ran
 
     def _next_timeout(self) -> float:
         timers = self._timers
@@ -309,19 +313,28 @@ class Loop:
             timeout = 0.0
         else:
             timeout = self._next_timeout()
+        live_timers = len(self._timers) - self._cancelled_timers
+        wake_ref = 1 if live_timers > self._unref_timers else 0
         self.polling = True
-        alive = lib.gp_run_once(ptr, timeout)
+        alive = lib.gp_run_once(ptr, timeout, wake_ref)
         self.polling = False
         self.iterations += 1
         self.budget = CALLBACK_BUDGET
+        # Any Python code run below may start watchers or take references that
+        # libev's answer above could not know about: an iteration that ran
+        # something counts as alive, and the next one asks libev again.
+        ran = False
         if ptr.npending:
             self._dispatch(ptr)
+            ran = True
         if self._timers:
-            self._run_due_timers()
+            ran = self._run_due_timers() or ran
         if self._callbacks:
             self._run_callbacks()
+            ran = True
         return bool(
             alive
+            or ran
             or self._callbacks
             or len(self._timers) > self._cancelled_timers + self._unref_timers
         )

@@ -8,6 +8,7 @@ libev reports it ready.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -251,6 +252,10 @@ class SignalWatcher(Watcher):
     def __init__(self, loop: Loop, signum: int) -> None:
         if not 0 < signum < 65:
             raise ValueError(f"invalid signal number {signum}")
+        if signum == signal.SIGCHLD and loop.default:
+            # libev's default loop owns SIGCHLD for its child watchers; a second
+            # handler for it would never be called.
+            raise ValueError("SIGCHLD is reserved for child watchers on the default loop")
         super().__init__(loop)
         lib.gp_signal_init(self._c, signum)
 

@@ -1,0 +1,126 @@
+"""The ``greenpatch`` command: one entry point for every room.
+
+    greenpatch run [--no-thread ...] script.py [args]   run a program under the patch
+    greenpatch run -m module [args]                     ... a module, e.g. -m pytest
+
+Only the standard library and greenpatch's own light core are imported before
+``run`` patches, so that nothing of the target is imported unpatched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+
+PATCH_FLAGS = (
+    "socket",
+    "dns",
+    "time",
+    "select",
+    "thread",
+    "os",
+    "ssl",
+    "subprocess",
+    "signal",
+    "queue",
+)
+
+
+def _run_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = subparsers.add_parser(
+        "run",
+        help="run a script or module with the standard library patched",
+        description=(
+            "Patch the standard library, then run the target exactly as `python script.py` "
+            "or `python -m module` would (sys.argv, __main__, exit code)."
+        ),
+    )
+    for flag in PATCH_FLAGS:
+        run.add_argument(
+            f"--no-{flag}",
+            dest=flag,
+            action="store_false",
+            help=f"leave {flag} unpatched",
+        )
+    run.add_argument(
+        "--aggressive",
+        action="store_true",
+        help="also remove what cannot be cooperative (select.epoll, ...)",
+    )
+    run.add_argument("-m", dest="module", help="run a library module as a script")
+    run.add_argument("target", nargs="*", help="script.py [args] (or the module's args with -m)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenpatch",
+        description="Cooperative blocking code on a libev hub, and the evidence that it works.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _run_parser(subparsers)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    flags = {flag: getattr(args, flag) for flag in PATCH_FLAGS}
+    if args.module is None and not args.target:
+        print("greenpatch run: give a script (greenpatch run app.py) or -m module", file=sys.stderr)
+        return 2
+    if args.module is None and not os.path.exists(args.target[0]):
+        print(f"greenpatch run: can't open file {args.target[0]!r}: no such file", file=sys.stderr)
+        return 2
+
+    import greenpatch
+
+    greenpatch.patch_all(aggressive=args.aggressive, **flags)
+    if args.module is not None:
+        sys.argv = [args.module, *args.target]
+        # As `python -m`: the current directory first on sys.path.
+        sys.path.insert(0, os.getcwd())
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    else:
+        script = args.target[0]
+        sys.argv = list(args.target)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+        runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+def _split_run_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s own options from the target's: everything after the script
+    name (or after ``-m module``) belongs to the target, even ``--help``."""
+    for index, arg in enumerate(argv):
+        if index == 0:
+            continue  # "run"
+        if arg == "-m":
+            return argv[: index + 2], argv[index + 2 :]
+        if arg.startswith("-m") and len(arg) > 2:
+            return argv[: index + 1], argv[index + 1 :]
+        if arg == "--":
+            return argv[:index], argv[index + 1 :]
+        if not arg.startswith("-"):
+            return argv[:index], argv[index:]
+    return argv, []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        head, target = _split_run_argv(argv)
+        args = parser.parse_args(head)
+        args.target = target
+    else:
+        args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

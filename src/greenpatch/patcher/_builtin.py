@@ -1,0 +1,82 @@
+"""The built-in rows of the patch registry (the data; ``registry.py`` is the mechanism)."""
+
+from __future__ import annotations
+
+from greenpatch.patcher.registry import PatchSpec
+
+_GREEN = "greenpatch.patcher.green."
+
+#: The order in which patch_all() applies flags: the lowest layers first, so that
+#: a later twin (ssl, subprocess) finds the green socket/threading in place.
+PATCH_ORDER = (
+    "os",
+    "time",
+    "thread",
+    "socket",
+    "dns",
+    "select",
+    "ssl",
+    "subprocess",
+    "signal",
+    "queue",
+)
+
+BUILTIN_SPECS: tuple[PatchSpec, ...] = (
+    PatchSpec(
+        name="time",
+        target="time",
+        green=_GREEN + "time",
+        flag="time",
+        description="time.sleep yields to the hub",
+    ),
+    PatchSpec(
+        name="socket",
+        target="socket",
+        green=_GREEN + "socket",
+        flag="socket",
+        names=("socket", "create_connection", "create_server", "socketpair", "fromfd"),
+        description="cooperative socket class and constructors",
+    ),
+    PatchSpec(
+        name="dns",
+        target="socket",
+        green=_GREEN + "socket",
+        flag="dns",
+        names=("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"),
+        description="name resolution on the hub's threadpool",
+    ),
+    PatchSpec(
+        name="select",
+        target="select",
+        green=_GREEN + "select",
+        flag="select",
+        description="select.select and select.poll on the hub",
+    ),
+    PatchSpec(
+        name="select_aggressive",
+        target="select",
+        green=_GREEN + "select",
+        flag="select",
+        names=(),
+        remove=("epoll", "kqueue", "devpoll"),
+        aggressive_only=True,
+        description="remove what cannot be made cooperative (epoll, kqueue, devpoll)",
+    ),
+    PatchSpec(
+        name="selectors",
+        target="selectors",
+        green=_GREEN + "selectors",
+        flag="select",
+        description="selectors.DefaultSelector built on the hub",
+    ),
+    PatchSpec(
+        name="selectors_aggressive",
+        target="selectors",
+        green=_GREEN + "selectors",
+        flag="select",
+        names=(),
+        remove=("EpollSelector", "KqueueSelector", "DevpollSelector"),
+        aggressive_only=True,
+        description="remove the selectors built on epoll, kqueue and devpoll",
+    ),
+)

@@ -1,0 +1,544 @@
+"""Green ``socket``: a socket class whose blocking calls wait on the hub.
+
+How it works
+------------
+``socket`` subclasses the stdlib ``socket.socket`` (so ``isinstance`` checks,
+``SocketType``, ``makefile``, ``dup`` and the rest keep working) and keeps the
+*kernel* descriptor non-blocking at all times.  The timeout the user sets is
+stored on the Python object: a call first tries the system call; when the kernel
+says "would block", a timeout of 0 re-raises as the stdlib would, otherwise the
+greenlet waits on the hub for readiness (at most the timeout, then
+``socket.timeout``) and tries again.
+
+Each socket keeps one read and one write watcher and reuses them for every wait.
+Closing a socket wakes the greenlets blocked on it with ``EBADF`` instead of
+leaving them hanging (or waking them on whatever reuses the descriptor).
+
+Host names in addresses are resolved through the green resolver before
+``connect``/``sendto`` reach the kernel (the C code would otherwise call the
+blocking ``getaddrinfo``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _stdlib
+import sys
+from time import monotonic
+from typing import Any
+
+# Imported here, before the registry swaps socket's functions: the resolver
+# binds the original ones at its import.
+from greenpatch.hub import get_hub
+from greenpatch.hub import resolver as _resolver
+from greenpatch.hub.loop import READ, WRITE, IoWatcher
+
+__target__ = "socket"
+__implements__ = [
+    "socket",
+    "create_connection",
+    "create_server",
+    "socketpair",
+    "fromfd",
+    "getaddrinfo",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "gethostbyaddr",
+    "getnameinfo",
+]
+
+# The stdlib class and the C methods underneath it, bound once: these are what
+# we call after the registry has replaced ``socket.socket`` with ours.
+_StdlibSocket = _stdlib.socket
+_C = _stdlib.socket.__mro__[1]  # _socket.socket
+_c_recv = _C.recv
+_c_recv_into = _C.recv_into
+_c_recvfrom = _C.recvfrom
+_c_recvfrom_into = _C.recvfrom_into
+_c_send = _C.send
+_c_sendto = _C.sendto
+_c_connect_ex = _C.connect_ex
+_c_settimeout = _C.settimeout
+_c_close = _C.close
+_c_detach = _C.detach
+_c_recvmsg = getattr(_C, "recvmsg", None)
+_c_sendmsg = getattr(_C, "sendmsg", None)
+_c_recvmsg_into = getattr(_C, "recvmsg_into", None)
+_c_socketpair = sys.modules["_socket"].socketpair
+_timeout_error = _stdlib.timeout
+_getdefaulttimeout = _stdlib.getdefaulttimeout
+_CONNECT_PENDING = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN}
+_UNSET: Any = object()
+
+
+def _closed_error() -> OSError:
+    return OSError(errno.EBADF, "Bad file descriptor: socket closed while a greenlet waited on it")
+
+
+class socket(_StdlibSocket):
+    """A cooperative ``socket.socket`` with the stdlib's timeout semantics."""
+
+    __slots__ = ("_gp_read", "_gp_timeout", "_gp_write")
+
+    def __init__(
+        self,
+        family: int = -1,
+        type: int = -1,
+        proto: int = -1,
+        fileno: int | None = None,
+    ) -> None:
+        super().__init__(family, type, proto, fileno)
+        # The C constructor applied the default timeout (or 0.0 for a descriptor
+        # that is already non-blocking); adopt it, then make the kernel side
+        # non-blocking for good.
+        self._gp_timeout: float | None = _C.gettimeout(self)
+        self._gp_read: IoWatcher | None = None
+        self._gp_write: IoWatcher | None = None
+        _c_settimeout(self, 0.0)
+
+    # -- timeout semantics (stdlib-identical, kept on the Python side) --------
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            value = float(value)
+            if value != value:  # NaN
+                raise ValueError("Invalid value NaN (not a number)")
+            if value < 0.0:
+                raise ValueError("Timeout value out of range")
+        self._gp_timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._gp_timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._gp_timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._gp_timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:  # type: ignore[override]
+        return self._gp_timeout
+
+    # -- waiting ---------------------------------------------------------------
+    def _wait(self, events: int, timeout: float | None) -> None:
+        hub = get_hub()
+        if events == READ:
+            watcher = self._gp_read
+            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
+                watcher = self._gp_read = hub.loop.io(self.fileno(), READ)
+        else:
+            watcher = self._gp_write
+            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
+                watcher = self._gp_write = hub.loop.io(self.fileno(), WRITE)
+        hub.wait(watcher, timeout, _timeout_error("timed out"))
+
+    def _deadline_wait(self, events: int, deadline: float | None) -> None:
+        if deadline is None:
+            self._wait(events, None)
+            return
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            raise _timeout_error("timed out")
+        self._wait(events, remaining)
+
+    def _check_fd(self) -> int:
+        fd = self.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return fd
+
+    # -- receiving ---------------------------------------------------------------
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        while True:
+            try:
+                return _c_recv(self, bufsize, flags)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(READ, self._gp_timeout)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        while True:
+            try:
+                return _c_recv_into(self, buffer, nbytes, flags)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(READ, self._gp_timeout)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        while True:
+            try:
+                return _c_recvfrom(self, bufsize, flags)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(READ, self._gp_timeout)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        while True:
+            try:
+                return _c_recvfrom_into(self, buffer, nbytes, flags)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(READ, self._gp_timeout)
+
+    if _c_recvmsg is not None:
+
+        def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
+            while True:
+                try:
+                    return _c_recvmsg(self, bufsize, ancbufsize, flags)
+                except BlockingIOError:
+                    if self._gp_timeout == 0.0:
+                        raise
+                self._wait(READ, self._gp_timeout)
+
+        def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
+            while True:
+                try:
+                    return _c_recvmsg_into(self, buffers, ancbufsize, flags)
+                except BlockingIOError:
+                    if self._gp_timeout == 0.0:
+                        raise
+                self._wait(READ, self._gp_timeout)
+
+    # -- sending -------------------------------------------------------------------
+    def send(self, data: Any, flags: int = 0) -> int:
+        while True:
+            try:
+                return _c_send(self, data, flags)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(WRITE, self._gp_timeout)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        # As in the stdlib, the timeout bounds the whole call, not each chunk.
+        timeout = self._gp_timeout
+        deadline = None if not timeout else monotonic() + timeout
+        with memoryview(data) as view, view.cast("B") as byte_view:
+            total = len(byte_view)
+            sent = 0
+            while sent < total:
+                try:
+                    sent += _c_send(self, byte_view[sent:], flags)
+                except BlockingIOError:
+                    if timeout == 0.0:
+                        raise
+                    self._deadline_wait(WRITE, deadline)
+
+    def sendto(self, data: Any, flags_or_address: Any, address: Any = _UNSET) -> int:
+        if address is _UNSET:
+            flags, address = 0, flags_or_address
+        else:
+            flags = flags_or_address
+        address = self._resolve(address)
+        while True:
+            try:
+                return _c_sendto(self, data, flags, address)
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(WRITE, self._gp_timeout)
+
+    if _c_sendmsg is not None:
+
+        def sendmsg(
+            self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None
+        ) -> int:
+            while True:
+                try:
+                    if address is None:
+                        return _c_sendmsg(self, buffers, ancdata, flags)
+                    return _c_sendmsg(self, buffers, ancdata, flags, address)
+                except BlockingIOError:
+                    if self._gp_timeout == 0.0:
+                        raise
+                self._wait(WRITE, self._gp_timeout)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Like the stdlib: ``os.sendfile`` when possible, else ``send`` in chunks."""
+        try:
+            return self._gp_sendfile(file, offset, count)
+        except _stdlib._GiveupOnSendfile:  # type: ignore[attr-defined]
+            return self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined]
+
+    def _gp_sendfile(self, file: Any, offset: int, count: int | None) -> int:
+        if not hasattr(os, "sendfile"):
+            raise _stdlib._GiveupOnSendfile("os.sendfile() not available")  # type: ignore[attr-defined]
+        self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
+        sock_fd = self.fileno()
+        try:
+            file_fd = file.fileno()
+        except (AttributeError, OSError) as exc:
+            raise _stdlib._GiveupOnSendfile(exc) from exc  # type: ignore[attr-defined]
+        try:
+            file_size = os.fstat(file_fd).st_size
+        except OSError as exc:
+            raise _stdlib._GiveupOnSendfile(exc) from exc  # type: ignore[attr-defined]
+        if not file_size:
+            return 0
+        timeout = self._gp_timeout
+        if timeout == 0.0:
+            raise ValueError("non-blocking sockets are not supported")
+        deadline = None if timeout is None else monotonic() + timeout
+        total_sent = 0
+        blocksize = min(count or file_size, 2**30)
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        break
+                try:
+                    sent = os.sendfile(sock_fd, file_fd, offset, blocksize)
+                except BlockingIOError:
+                    self._deadline_wait(WRITE, deadline)
+                    continue
+                except OSError as exc:
+                    if total_sent == 0:
+                        # Not a file os.sendfile can take (e.g. a pipe): fall back.
+                        raise _stdlib._GiveupOnSendfile(exc) from exc  # type: ignore[attr-defined]
+                    raise
+                if sent == 0:
+                    break
+                offset += sent
+                total_sent += sent
+            return total_sent
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset)
+
+    # -- connecting and accepting ------------------------------------------------
+    def _resolve(self, address: Any) -> Any:
+        """Resolve a host name in an inet address cooperatively (numeric ones pass)."""
+        if (
+            isinstance(address, tuple)
+            and len(address) >= 2
+            and self.family in (_stdlib.AF_INET, _stdlib.AF_INET6)
+            and isinstance(address[0], (str, bytes))
+        ):
+            host = address[0].decode("idna") if isinstance(address[0], bytes) else address[0]
+            if host and not _is_numeric_host(host):
+                infos = getaddrinfo(host, address[1], self.family, self.type, self.proto)
+                if not infos:
+                    raise _stdlib.gaierror(_stdlib.EAI_NONAME, "Name or service not known")
+                resolved = infos[0][4]
+                return (resolved[0], *address[1:])
+        return address
+
+    def connect(self, address: Any) -> None:
+        error = self._connect(address)
+        if error:
+            raise OSError(error, os.strerror(error))
+
+    def connect_ex(self, address: Any) -> int:
+        try:
+            return self._connect(address)
+        except _timeout_error:
+            return errno.EAGAIN
+        except OSError as exc:
+            if isinstance(exc, _stdlib.gaierror) or not exc.errno:
+                raise
+            return exc.errno
+
+    def _connect(self, address: Any) -> int:
+        address = self._resolve(address)
+        timeout = self._gp_timeout
+        error = _c_connect_ex(self, address)
+        if error == 0 or error == errno.EISCONN:
+            return 0
+        if error not in _CONNECT_PENDING or timeout == 0.0:
+            if timeout == 0.0 and error in _CONNECT_PENDING:
+                raise BlockingIOError(error, os.strerror(error))
+            return error
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            self._deadline_wait(WRITE, deadline)
+            error = self.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
+            if error in _CONNECT_PENDING:
+                continue  # spurious wake-up
+            if error == 0 and self.family == getattr(_stdlib, "AF_UNIX", -1):
+                # A full unix listen backlog answers EAGAIN; retry the connect.
+                error = _c_connect_ex(self, address)
+                if error in _CONNECT_PENDING:
+                    continue
+                return 0 if error in (0, errno.EISCONN) else error
+            return int(error)
+
+    def accept(self) -> tuple[socket, Any]:
+        while True:
+            try:
+                fd, address = self._accept()  # type: ignore[attr-defined]
+                break
+            except BlockingIOError:
+                if self._gp_timeout == 0.0:
+                    raise
+            self._wait(READ, self._gp_timeout)
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
+        # As the stdlib: a listening socket with a timeout hands out blocking
+        # sockets unless a default timeout is set.
+        if _getdefaulttimeout() is None and self._gp_timeout:
+            sock.setblocking(True)
+        return sock, address
+
+    # -- closing -------------------------------------------------------------------
+    def _gp_cancel_waits(self) -> None:
+        hub = get_hub()
+        for watcher in (self._gp_read, self._gp_write):
+            if watcher is None or watcher.closed:
+                continue
+            if watcher.loop is hub.loop:
+                hub.cancel_wait(watcher, _closed_error())
+                watcher.close()
+            # A watcher of another thread's loop is left to that thread: libev
+            # loops are not thread-safe, and its waiter owns the watcher.
+        self._gp_read = self._gp_write = None
+
+    def _real_close(self, _ss: Any = _C) -> None:
+        self._gp_cancel_waits()
+        _c_close(self)
+
+    def detach(self) -> int:
+        self._gp_cancel_waits()
+        return int(_c_detach(self))
+
+    def dup(self) -> socket:
+        fd = _stdlib.dup(self.fileno())
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
+        sock.settimeout(self.gettimeout())
+        return sock
+
+
+# The stdlib's repr shows the class's module and name; so do we, so that users,
+# logs and tests see the same "<socket.socket fd=...>" whether patched or not.
+socket.__module__ = "socket"
+socket.__qualname__ = "socket"
+
+
+def _is_numeric_host(host: str) -> bool:
+    for family in (_stdlib.AF_INET, _stdlib.AF_INET6):
+        try:
+            _stdlib.inet_pton(family, host.split("%", 1)[0])
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
+# -- constructors -------------------------------------------------------------------
+def socketpair(
+    family: int = getattr(_stdlib, "AF_UNIX", _stdlib.AF_INET),
+    type: int = _stdlib.SOCK_STREAM,
+    proto: int = 0,
+) -> tuple[socket, socket]:
+    """A connected pair of green sockets."""
+    a, b = _c_socketpair(family, type, proto)
+    return (
+        socket(family, type, proto, a.detach()),
+        socket(family, type, proto, b.detach()),
+    )
+
+
+def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
+    """A green socket over a duplicate of ``fd``."""
+    return socket(family, type, proto, os.dup(fd))
+
+
+def create_connection(
+    address: tuple[str, int],
+    timeout: float | None | Any = _stdlib._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    source_address: tuple[str, int] | None = None,
+    *,
+    all_errors: bool = False,
+) -> socket:
+    """Connect to ``(host, port)`` trying each resolved address, as the stdlib does."""
+    host, port = address
+    errors: list[Exception] = []
+    for family, socktype, proto, _canonname, sockaddr in getaddrinfo(
+        host, port, 0, _stdlib.SOCK_STREAM
+    ):
+        sock = None
+        try:
+            sock = socket(family, socktype, proto)
+            if timeout is not _stdlib._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            errors.clear()
+            return sock
+        except OSError as exc:
+            errors.append(exc)
+            if sock is not None:
+                sock.close()
+    if not errors:
+        raise OSError("getaddrinfo returns an empty list")
+    if all_errors and sys.version_info >= (3, 11):
+        raise ExceptionGroup("create_connection failed", errors)  # noqa: F821
+    raise errors[0]
+
+
+def create_server(
+    address: tuple[str, int],
+    *,
+    family: int = _stdlib.AF_INET,
+    backlog: int | None = None,
+    reuse_port: bool = False,
+    dualstack_ipv6: bool = False,
+) -> socket:
+    """A green listening socket bound to ``address`` (the stdlib's options)."""
+    if reuse_port and not hasattr(_stdlib, "SO_REUSEPORT"):
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        if not _stdlib.has_dualstack_ipv6():
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        if family != _stdlib.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
+    sock = socket(family, _stdlib.SOCK_STREAM)
+    try:
+        if os.name not in ("nt", "cygwin") and hasattr(_stdlib, "SO_REUSEADDR"):
+            sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEPORT, 1)
+        if family == _stdlib.AF_INET6 and hasattr(_stdlib, "IPPROTO_IPV6"):
+            sock.setsockopt(_stdlib.IPPROTO_IPV6, _stdlib.IPV6_V6ONLY, 0 if dualstack_ipv6 else 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror} (while attempting to bind on address "
+                          f"{address!r})") from None
+        if backlog is None:
+            sock.listen()
+        else:
+            sock.listen(backlog)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+# -- name resolution (on the hub's threadpool, see greenpatch.hub.resolver) -------
+def getaddrinfo(
+    host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+) -> list[tuple[Any, ...]]:
+    return _resolver.getaddrinfo(host, port, family, type, proto, flags)
+
+
+def gethostbyname(hostname: str) -> str:
+    return _resolver.gethostbyname(hostname)
+
+
+def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
+    return _resolver.gethostbyname_ex(hostname)
+
+
+def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
+    return _resolver.gethostbyaddr(ip_address)
+
+
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+    return _resolver.getnameinfo(sockaddr, flags)

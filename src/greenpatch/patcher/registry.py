@@ -1,0 +1,200 @@
+"""The patch registry: what can be patched, what is patched, and the originals.
+
+Patches are data.  A ``PatchSpec`` says: this target module gets these names from
+that green module, under this ``patch_all`` flag.  The green module itself
+declares what it implements (``__implements__``) and the module it targets
+(``__target__``); a spec may narrow that to a subset (the ``dns`` patch takes
+only the resolver functions of the green socket module).  Before replacing a
+name, the registry records the original, so ``original("socket", "socket")``
+always reaches the stdlib object.
+
+Green modules are imported only when their patch is applied, so importing the
+registry costs nothing but this file.
+
+Rejected: gevent-style module magic (green modules that copy the target's
+namespace into themselves at import and patch by walking ``__implements__``
+lists scattered in ``__init__``).  Here one table lists every patch, and
+plugins add rows to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "MISSING",
+    "PatchError",
+    "PatchSpec",
+    "Registry",
+    "UnknownPatchError",
+]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+#: Recorded as the "original" of a name the target module did not have.
+MISSING: Any = _Missing()
+
+
+class PatchError(RuntimeError):
+    """A patch could not be applied."""
+
+
+class UnknownPatchError(KeyError, PatchError):
+    """A patch name that the registry does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """One row of the registry.
+
+    ``names=None`` means "everything the green module's ``__implements__``
+    lists"; ``()`` means none (a spec that only removes names).  ``remove`` names are deleted from the target (e.g. ``select.epoll``
+    under ``aggressive``).  ``after`` runs once the names are in place, with the
+    target module and the registry (used for work that swapping names cannot do,
+    such as replacing locks that already exist).
+    """
+
+    name: str
+    target: str
+    green: str
+    flag: str
+    names: tuple[str, ...] | None = None
+    remove: tuple[str, ...] = ()
+    aggressive_only: bool = False
+    description: str = ""
+    after: Callable[[ModuleType, Registry], None] | None = field(default=None, compare=False)
+
+
+class Registry:
+    """Applies ``PatchSpec`` rows and remembers every original it replaced."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, PatchSpec] = {}
+        self._originals: dict[tuple[str, str], Any] = {}
+        self._applied: dict[str, PatchSpec] = {}
+        self._lock = threading.RLock()
+
+    # -- the table ------------------------------------------------------------
+    def register(self, spec: PatchSpec, replace: bool = False) -> None:
+        if not isinstance(spec, PatchSpec):
+            raise TypeError(f"expected a PatchSpec, got {spec!r}")
+        if spec.name in self._specs and not replace:
+            raise PatchError(f"a patch named {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+
+    def spec(self, name: str) -> PatchSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(sorted(self._specs))
+            raise UnknownPatchError(
+                f"unknown patch {name!r}; known patches: {known}"
+            ) from None
+
+    @property
+    def specs(self) -> list[PatchSpec]:
+        return list(self._specs.values())
+
+    def specs_for_flag(self, flag: str) -> list[PatchSpec]:
+        return [spec for spec in self._specs.values() if spec.flag == flag]
+
+    # -- applying -------------------------------------------------------------
+    def green_names(self, spec: PatchSpec) -> tuple[str, ...]:
+        if spec.names is not None:
+            return spec.names
+        green = importlib.import_module(spec.green)
+        implements = getattr(green, "__implements__", None)
+        if not implements:
+            raise PatchError(f"{spec.green} declares no __implements__ list")
+        return tuple(implements)
+
+    def patch(self, name: str) -> bool:
+        """Apply one patch; returns False when it was already in force."""
+        spec = self.spec(name)
+        with self._lock:
+            if name in self._applied:
+                return False
+            target = importlib.import_module(spec.target)
+            green = importlib.import_module(spec.green)
+            declared = getattr(green, "__target__", spec.target)
+            if declared != spec.target:
+                raise PatchError(
+                    f"{spec.green} targets {declared!r}, but patch {name!r} applies it to "
+                    f"{spec.target!r}"
+                )
+            for attr in self.green_names(spec):
+                if not hasattr(green, attr):
+                    raise PatchError(f"{spec.green} declares {attr!r} but does not define it")
+                self._originals.setdefault((spec.target, attr), getattr(target, attr, MISSING))
+                setattr(target, attr, getattr(green, attr))
+            for attr in spec.remove:
+                if hasattr(target, attr):
+                    self._originals.setdefault((spec.target, attr), getattr(target, attr))
+                    delattr(target, attr)
+            self._applied[name] = spec
+        if spec.after is not None:
+            spec.after(target, self)
+        return True
+
+    def unpatch(self, name: str) -> bool:
+        """Put the originals of one patch back (for tests; patching is meant to be for good)."""
+        with self._lock:
+            spec = self._applied.pop(name, None)
+            if spec is None:
+                return False
+            target = sys.modules[spec.target]
+            for attr in (*self.green_names(spec), *spec.remove):
+                original = self._originals.get((spec.target, attr), MISSING)
+                if original is MISSING:
+                    if hasattr(target, attr):
+                        delattr(target, attr)
+                else:
+                    setattr(target, attr, original)
+            return True
+
+    # -- questions --------------------------------------------------------------
+    def is_patched(self, name: str) -> bool:
+        self.spec(name)  # unknown names are an error, not False
+        return name in self._applied
+
+    def patched(self) -> list[str]:
+        return list(self._applied)
+
+    def original(self, module: str, attr: str) -> Any:
+        """The object ``module.attr`` had before any patch replaced it."""
+        key = (module, attr)
+        if key in self._originals:
+            value = self._originals[key]
+            if value is MISSING:
+                raise AttributeError(f"module {module!r} had no attribute {attr!r} before patching")
+            return value
+        return getattr(importlib.import_module(module), attr)
+
+    def originals(self) -> dict[tuple[str, str], Any]:
+        return dict(self._originals)
+
+    def replaced_objects(self, specs: Iterable[PatchSpec]) -> dict[int, tuple[str, str]]:
+        """id(original object) -> (module, attr) for what ``specs`` would replace."""
+        found: dict[int, tuple[str, str]] = {}
+        for spec in specs:
+            target = sys.modules.get(spec.target)
+            if target is None:
+                continue
+            for attr in self.green_names(spec):
+                value = getattr(target, attr, None)
+                if value is not None and not isinstance(value, (int, float, str, bytes, bool)):
+                    found[id(value)] = (spec.target, attr)
+        return found

@@ -1,0 +1,82 @@
+"""`greenpatch run`: patch first, then run the target as python would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def greenpatch(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "greenpatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_run_script_patches_before_the_script_imports_anything(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, socket, time
+            import greenpatch
+            assert greenpatch.is_patched("socket") and greenpatch.is_patched("time")
+            assert socket.socket.__init__.__module__ == "greenpatch.patcher.green.socket"
+            print("name", __name__, "argv", sys.argv[1:])
+            sys.exit(7)
+            """
+        )
+    )
+    out = greenpatch("run", str(script), "--flag", "x")
+    assert out.returncode == 7, out.stderr
+    assert "name __main__ argv ['--flag', 'x']" in out.stdout
+
+
+def test_run_module_passes_every_argument_through():
+    out = greenpatch("run", "-m", "json.tool", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "json.tool" in out.stdout
+
+
+def test_run_flags_leave_modules_unpatched(tmp_path):
+    script = tmp_path / "check.py"
+    script.write_text("import greenpatch; print(greenpatch.is_patched('time'))\n")
+    out = greenpatch("run", "--no-time", str(script))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_script_exception_gives_exit_code_1_and_a_traceback(tmp_path):
+    script = tmp_path / "boom.py"
+    script.write_text("raise RuntimeError('kaboom')\n")
+    out = greenpatch("run", str(script))
+    assert out.returncode == 1
+    assert "RuntimeError: kaboom" in out.stderr
+
+
+def test_missing_script_is_a_clear_error(tmp_path):
+    out = greenpatch("run", str(tmp_path / "missing.py"))
+    assert out.returncode == 2
+    assert "can't open file" in out.stderr
+
+
+def test_run_m_pytest_runs_a_suite_under_the_patch(tmp_path):
+    (tmp_path / "test_sample.py").write_text(
+        textwrap.dedent(
+            """
+            import time, greenpatch
+
+            def test_sleep_is_green():
+                assert greenpatch.is_patched("time")
+                jobs = [greenpatch.spawn(time.sleep, 0.1) for _ in range(50)]
+                greenpatch.joinall(jobs)
+            """
+        )
+    )
+    out = greenpatch("run", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout

@@ -1,0 +1,129 @@
+"""Green select.select, select.poll and selectors.DefaultSelector."""
+
+from __future__ import annotations
+
+import select as stdlib_select
+import selectors as stdlib_selectors
+import socket
+
+import pytest
+
+import greenpatch
+from greenpatch.patcher.green import select as gselect
+from greenpatch.patcher.green import selectors as gselectors
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_select_reports_readable_and_writable_like_the_stdlib(pair):
+    a, b = pair
+    b.send(b"x")
+    green = gselect.select([a], [a], [], 5)
+    plain = stdlib_select.select([a], [a], [], 5)
+    assert green == plain == ([a], [a], [])
+
+
+def test_select_waits_cooperatively_until_data_arrives(pair):
+    a, b = pair
+    glet = greenpatch.spawn(gselect.select, [a], [], [], 10)
+    greenpatch.sleep(0)
+    assert not glet.ready()
+    b.send(b"x")
+    assert glet.get(timeout=10) == ([a], [], [])
+
+
+def test_select_timeout_returns_empty_lists(pair):
+    a, _ = pair
+    assert gselect.select([a], [], [], 0.02) == ([], [], [])
+    assert gselect.select([a], [], [], 0) == ([], [], [])
+
+
+def test_select_reports_every_descriptor_ready_in_the_same_iteration():
+    pairs = [socket.socketpair() for _ in range(5)]
+    try:
+        for _, b in pairs:
+            b.send(b"x")
+        readers = [a for a, _ in pairs]
+        readable, _, _ = gselect.select(readers, [], [], 5)
+        assert readable == readers
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_select_rejects_bad_arguments_like_the_stdlib():
+    with pytest.raises(TypeError):
+        gselect.select([object()], [], [], 0.01)
+    with pytest.raises(ValueError):
+        gselect.select([-1], [], [], 0.01)
+    with pytest.raises(ValueError):
+        gselect.select([], [], [], -1)
+
+
+def test_select_leaves_no_watchers_behind(pair):
+    a, _ = pair
+    loop = greenpatch.get_hub().loop
+    before = loop.active_watcher_count
+    gselect.select([a], [], [], 0.01)
+    with pytest.raises(greenpatch.Timeout), greenpatch.Timeout(0.01):
+        gselect.select([a], [], [])
+    assert loop.active_watcher_count == before
+
+
+def test_poll_register_modify_unregister_and_poll(pair):
+    a, b = pair
+    poller = gselect.poll()
+    poller.register(a, gselect.POLLIN)
+    assert poller.poll(20) == []
+    b.send(b"x")
+    assert poller.poll(5000) == [(a.fileno(), gselect.POLLIN)]
+    poller.modify(a, gselect.POLLOUT)
+    assert poller.poll(5000) == [(a.fileno(), gselect.POLLOUT)]
+    poller.unregister(a)
+    with pytest.raises(KeyError):
+        poller.unregister(a)
+    with pytest.raises(FileNotFoundError):
+        poller.modify(a, gselect.POLLIN)
+
+
+def test_poll_reports_hangup(pair):
+    a, b = pair
+    poller = gselect.poll()
+    poller.register(a, gselect.POLLIN)
+    glet = greenpatch.spawn(poller.poll, 5000)
+    greenpatch.sleep(0)
+    b.close()
+    events = glet.get(timeout=10)
+    assert events and events[0][0] == a.fileno()
+    assert events[0][1] & (gselect.POLLHUP | gselect.POLLIN)
+
+
+def test_default_selector_waits_cooperatively(pair):
+    a, b = pair
+    with gselectors.DefaultSelector() as selector:
+        assert isinstance(selector, stdlib_selectors.BaseSelector)
+        selector.register(a, stdlib_selectors.EVENT_READ, data="payload")
+        assert selector.select(0) == []
+        glet = greenpatch.spawn(selector.select, 10)
+        greenpatch.sleep(0)
+        b.send(b"x")
+        ((key, mask),) = glet.get(timeout=10)
+        assert key.fileobj is a and key.data == "payload" and mask == stdlib_selectors.EVENT_READ
+        selector.modify(a, stdlib_selectors.EVENT_WRITE)
+        ((key, mask),) = selector.select(5)
+        assert mask == stdlib_selectors.EVENT_WRITE
+        assert selector.select(0.01) == [(key, mask)]
+
+
+def test_default_selector_timeout(pair):
+    a, _ = pair
+    with gselectors.DefaultSelector() as selector:
+        selector.register(a, stdlib_selectors.EVENT_READ)
+        assert selector.select(0.02) == []
