@@ -27,7 +27,7 @@ def fake_modules(monkeypatch):
 
 
 def test_patch_swaps_declared_names_and_records_originals(fake_modules):
-    target, green = fake_modules
+    target, _ = fake_modules
     original = target.blocking
     registry = Registry()
     registry.register(PatchSpec("fake", "gp_fake_target", "gp_fake_green", flag="fake"))
@@ -65,7 +65,12 @@ def test_spec_names_narrow_what_is_swapped_and_remove_deletes(fake_modules):
     registry = Registry()
     registry.register(
         PatchSpec(
-            "narrow", "gp_fake_target", "gp_fake_green", flag="f", names=("added",), remove=("doomed",)
+            "narrow",
+            "gp_fake_target",
+            "gp_fake_green",
+            flag="f",
+            names=("added",),
+            remove=("doomed",),
         )
     )
     registry.patch("narrow")

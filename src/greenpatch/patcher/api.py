@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 from greenpatch.patcher import diagnostics
@@ -74,6 +73,10 @@ def load_plugins() -> list[str]:
     if _plugins_loaded:
         return []
     _plugins_loaded = True
+    # Imported here: importlib.metadata costs more to import than the rest of
+    # the patcher, and only plugin discovery needs it.
+    from importlib import metadata
+
     loaded = []
     api = PluginAPI()
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):

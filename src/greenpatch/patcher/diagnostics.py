@@ -83,9 +83,9 @@ def late_patch_problems(registry: Registry, specs: Iterable[PatchSpec]) -> list[
     if any(spec.flag == "thread" for spec in specs):
         others = [t for t in threading.enumerate() if t is not threading.main_thread()]
         if others:
-            names = ", ".join(repr(t.name) for t in others)
+            thread_names = ", ".join(repr(t.name) for t in others)
             messages.append(
-                f"OS threads were started before patch_all(): {names}; they keep running as "
+                f"OS threads were started before patch_all(): {thread_names}; they keep running as "
                 "real threads and locks they hold stay real locks. Patch before starting threads."
             )
     return messages

@@ -61,8 +61,9 @@ class PatchSpec:
     """One row of the registry.
 
     ``names=None`` means "everything the green module's ``__implements__``
-    lists"; ``()`` means none (a spec that only removes names).  ``remove`` names are deleted from the target (e.g. ``select.epoll``
-    under ``aggressive``).  ``after`` runs once the names are in place, with the
+    lists"; ``()`` means none (a spec that only removes names).  ``remove``
+    names are deleted from the target (e.g. ``select.epoll`` under
+    ``aggressive``).  ``after`` runs once the names are in place, with the
     target module and the registry (used for work that swapping names cannot do,
     such as replacing locks that already exist).
     """
@@ -100,9 +101,7 @@ class Registry:
             return self._specs[name]
         except KeyError:
             known = ", ".join(sorted(self._specs))
-            raise UnknownPatchError(
-                f"unknown patch {name!r}; known patches: {known}"
-            ) from None
+            raise UnknownPatchError(f"unknown patch {name!r}; known patches: {known}") from None
 
     @property
     def specs(self) -> list[PatchSpec]:

@@ -19,7 +19,7 @@ from typing import Any
 from greenlet import getcurrent
 
 from greenpatch.hub import get_hub
-from greenpatch.hub.loop import READ, WRITE
+from greenpatch.hub.watchers import READ, WRITE
 
 __target__ = "select"
 __implements__ = ["select", "poll"]
@@ -106,7 +106,7 @@ def select(
         if timeout < 0:
             raise ValueError("timeout must be non-negative")
     if timeout == 0:
-        return _original_select(rlist, wlist, xlist, 0)  # type: ignore[no-any-return]
+        return _original_select(rlist, wlist, xlist, 0)
     interest: dict[int, int] = {}
     for obj in rlist:
         fd = _fileno(obj)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import selectors as _stdlib
 from typing import Any
 
-from greenpatch.hub.loop import READ, WRITE
+from greenpatch.hub.watchers import READ, WRITE
 from greenpatch.patcher.green.select import _original_select, _wait_for_events
 
 __target__ = "selectors"
@@ -21,11 +21,11 @@ EVENT_READ = _stdlib.EVENT_READ
 EVENT_WRITE = _stdlib.EVENT_WRITE
 
 
-class HubSelector(_stdlib._BaseSelectorImpl):  # type: ignore[name-defined,misc]
+class HubSelector(_stdlib._BaseSelectorImpl):
     """A selector whose ``select()`` suspends the greenlet, not the thread."""
 
     def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
-        keys = self._fd_to_key
+        keys: dict[int, Any] = self._fd_to_key  # type: ignore[attr-defined]
         if not keys:
             if timeout is None or timeout > 0:
                 from greenpatch.hub import get_hub
@@ -35,7 +35,8 @@ class HubSelector(_stdlib._BaseSelectorImpl):  # type: ignore[name-defined,misc]
         if timeout is not None and timeout <= 0:
             return self._select_now(keys)
         interest = {
-            fd: (READ if key.events & EVENT_READ else 0) | (WRITE if key.events & EVENT_WRITE else 0)
+            fd: (READ if key.events & EVENT_READ else 0)
+            | (WRITE if key.events & EVENT_WRITE else 0)
             for fd, key in keys.items()
         }
         ready = _wait_for_events(interest, timeout)

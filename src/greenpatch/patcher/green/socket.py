@@ -25,6 +25,7 @@ import errno
 import os
 import socket as _stdlib
 import sys
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
@@ -32,7 +33,7 @@ from typing import Any
 # binds the original ones at its import.
 from greenpatch.hub import get_hub
 from greenpatch.hub import resolver as _resolver
-from greenpatch.hub.loop import READ, WRITE, IoWatcher
+from greenpatch.hub.watchers import READ, WRITE, IoWatcher
 
 __target__ = "socket"
 __implements__ = [
@@ -51,20 +52,20 @@ __implements__ = [
 # The stdlib class and the C methods underneath it, bound once: these are what
 # we call after the registry has replaced ``socket.socket`` with ours.
 _StdlibSocket = _stdlib.socket
-_C = _stdlib.socket.__mro__[1]  # _socket.socket
-_c_recv = _C.recv
-_c_recv_into = _C.recv_into
-_c_recvfrom = _C.recvfrom
-_c_recvfrom_into = _C.recvfrom_into
-_c_send = _C.send
-_c_sendto = _C.sendto
-_c_connect_ex = _C.connect_ex
+_C: Any = _stdlib.socket.__mro__[1]  # _socket.socket
+_c_recv: Callable[..., bytes] = _C.recv
+_c_recv_into: Callable[..., int] = _C.recv_into
+_c_recvfrom: Callable[..., tuple[bytes, Any]] = _C.recvfrom
+_c_recvfrom_into: Callable[..., tuple[int, Any]] = _C.recvfrom_into
+_c_send: Callable[..., int] = _C.send
+_c_sendto: Callable[..., int] = _C.sendto
+_c_connect_ex: Callable[..., int] = _C.connect_ex
 _c_settimeout = _C.settimeout
 _c_close = _C.close
 _c_detach = _C.detach
-_c_recvmsg = getattr(_C, "recvmsg", None)
-_c_sendmsg = getattr(_C, "sendmsg", None)
-_c_recvmsg_into = getattr(_C, "recvmsg_into", None)
+_c_recvmsg: Any = getattr(_C, "recvmsg", None)
+_c_sendmsg: Any = getattr(_C, "sendmsg", None)
+_c_recvmsg_into: Any = getattr(_C, "recvmsg_into", None)
 _c_socketpair = sys.modules["_socket"].socketpair
 _timeout_error = _stdlib.timeout
 _getdefaulttimeout = _stdlib.getdefaulttimeout
@@ -117,7 +118,7 @@ class socket(_StdlibSocket):
         return self._gp_timeout != 0.0
 
     @property
-    def timeout(self) -> float | None:  # type: ignore[override]
+    def timeout(self) -> float | None:
         return self._gp_timeout
 
     # -- waiting ---------------------------------------------------------------
@@ -252,8 +253,8 @@ class socket(_StdlibSocket):
             while True:
                 try:
                     if address is None:
-                        return _c_sendmsg(self, buffers, ancdata, flags)
-                    return _c_sendmsg(self, buffers, ancdata, flags, address)
+                        return int(_c_sendmsg(self, buffers, ancdata, flags))
+                    return int(_c_sendmsg(self, buffers, ancdata, flags, address))
                 except BlockingIOError:
                     if self._gp_timeout == 0.0:
                         raise
@@ -264,7 +265,8 @@ class socket(_StdlibSocket):
         try:
             return self._gp_sendfile(file, offset, count)
         except _stdlib._GiveupOnSendfile:  # type: ignore[attr-defined]
-            return self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined]
+            sent: int = self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined]
+            return sent
 
     def _gp_sendfile(self, file: Any, offset: int, count: int | None) -> int:
         if not hasattr(os, "sendfile"):
@@ -450,7 +452,7 @@ def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
 
 def create_connection(
     address: tuple[str, int],
-    timeout: float | None | Any = _stdlib._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    timeout: float | Any | None = _stdlib._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
     source_address: tuple[str, int] | None = None,
     *,
     all_errors: bool = False,
@@ -509,8 +511,9 @@ def create_server(
         try:
             sock.bind(address)
         except OSError as exc:
-            raise OSError(exc.errno, f"{exc.strerror} (while attempting to bind on address "
-                          f"{address!r})") from None
+            raise OSError(
+                exc.errno, f"{exc.strerror} (while attempting to bind on address {address!r})"
+            ) from None
         if backlog is None:
             sock.listen()
         else:
