@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from greenpatch.patcher._builtin_system import SYSTEM_SPECS
+from greenpatch.patcher._builtin_threads import THREAD_SPECS
 from greenpatch.patcher.registry import PatchSpec
 
 _GREEN = "greenpatch.patcher.green."
@@ -21,7 +23,7 @@ PATCH_ORDER = (
     "queue",
 )
 
-BUILTIN_SPECS: tuple[PatchSpec, ...] = (
+_CORE_SPECS: tuple[PatchSpec, ...] = (
     PatchSpec(
         name="time",
         target="time",
@@ -80,3 +82,5 @@ BUILTIN_SPECS: tuple[PatchSpec, ...] = (
         description="remove the selectors built on epoll, kqueue and devpoll",
     ),
 )
+
+BUILTIN_SPECS: tuple[PatchSpec, ...] = _CORE_SPECS + THREAD_SPECS + SYSTEM_SPECS
