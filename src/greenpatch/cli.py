@@ -54,6 +54,17 @@ def _run_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     run.add_argument("target", nargs="*", help="script.py [args] (or the module's args with -m)")
 
 
+def _serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from greenpatch.server import cli as server_cli  # argparse-level imports only
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve a WSGI application (module:app) under the patch",
+        description="Patch the standard library, import module:app, serve it with WSGIServer.",
+    )
+    server_cli.add_arguments(serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="greenpatch",
@@ -62,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _run_parser(subparsers)
+    _serve_parser(subparsers)
     return parser
 
 
@@ -118,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "serve":
+        from greenpatch.server import cli as server_cli
+
+        return server_cli.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 
