@@ -12,15 +12,18 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: test
 
-## system-deps: the libev headers (and redis-server for the compat harness)
+## system-deps: the libev headers, and redis-server for the harness's services
 system-deps:
-	@if [ -f /usr/include/ev.h ] || [ -f /usr/local/include/ev.h ] || [ -f /usr/include/libev/ev.h ] || [ -f /opt/homebrew/include/ev.h ]; then \
+	@missing=""; \
+	{ [ -f /usr/include/ev.h ] || [ -f /usr/local/include/ev.h ] || [ -f /usr/include/libev/ev.h ] || [ -f /opt/homebrew/include/ev.h ]; } || missing="$$missing libev-dev"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -z "$$missing" ]; then \
 	  :; \
 	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
-	  echo "installing libev-dev with apt-get"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libev-dev; \
+	  echo "installing$$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-	  echo "greenpatch needs the libev headers: install libev-dev (Debian/Ubuntu), libev-devel (Fedora) or libev (Homebrew), then run make again." >&2; \
+	  echo "greenpatch needs:$$missing (libev-dev is libev-devel on Fedora and libev on Homebrew; redis-server is redis there). Install them, then run make again." >&2; \
 	  exit 1; \
 	fi
 
@@ -28,8 +31,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml setup.py src/greenpatch/hub/_libev_build.py | $(PY)
-	$(MAKE) --no-print-directory system-deps
+$(STAMP): pyproject.toml setup.py src/greenpatch/hub/_libev_build.py | system-deps $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
