@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import available, main, timed  # noqa: E402
+from _harness import available, main, timed
 
 ROUND_TRIPS = 100_000
 ITEMS = 100_000
@@ -37,7 +37,9 @@ def _pingpong(event_cls: Any, spawn: Any, joinall: Any) -> float:
             if not serve:
                 other.set()
 
-    return timed(lambda: joinall([spawn(player, ping, pong, True), spawn(player, pong, ping, False)]))
+    return timed(
+        lambda: joinall([spawn(player, ping, pong, True), spawn(player, pong, ping, False)])
+    )
 
 
 def _queue(queue_cls: Any, spawn: Any, joinall: Any, maxsize: int | None) -> float:
