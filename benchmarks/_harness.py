@@ -33,11 +33,11 @@ class Figure:
 
 
 def available(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    """Whether ``module`` is installed, without importing it (an import here would
+    load a peer into every worker process, and hide its import time)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def worker_main(workloads: dict[str, dict[str, Workload]]) -> None:
