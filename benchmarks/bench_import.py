@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import available, main, timed  # noqa: E402
+from _harness import available, main, timed
 
 
 def gp_import_patch() -> float:
