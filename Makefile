@@ -55,9 +55,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_hub.py
 
-## tox: the Python 3.9-3.13 matrix (pyenv interpreters are put on PATH)
+## tox: the Python 3.9-3.13 matrix (pyenv's interpreters are put on PATH)
+PYENV_BINS := $(shell command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare | grep -E '^3\.(9|1[0-3])\.'); do printf '%s/bin:' "$$(pyenv prefix $$v)"; done)
 tox: $(STAMP)
-	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(9|1[0-3])\.' | tr '\n' ':')" $(PY) -m tox -p auto
+	PATH="$(PYENV_BINS)$$PATH" $(PY) -m tox -p auto
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info src/greenpatch/hub/_libev*.so .tox
