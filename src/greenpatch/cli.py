@@ -10,6 +10,7 @@ Only the standard library and greenpatch's own light core are imported before
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import runpy
 import sys
@@ -54,18 +55,23 @@ def _run_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     run.add_argument("target", nargs="*", help="script.py [args] (or the module's args with -m)")
 
 
-def _serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from greenpatch.server import cli as server_cli  # argparse-level imports only
+# Commands implemented in their rooms: name -> (help, module with add_arguments/run).
+# A room's module is imported only when its command is chosen, so that
+# `greenpatch run` imports nothing unpatched beyond argparse and the core.
+ROOM_COMMANDS = {
+    "serve": (
+        "serve a WSGI application (module:app) under the patch",
+        "greenpatch.server.cli",
+    ),
+    "report": (
+        "merge compat results and render them (Markdown, HTML, JUnit XML)",
+        "greenpatch.reports.cli",
+    ),
+}
 
-    serve = subparsers.add_parser(
-        "serve",
-        help="serve a WSGI application (module:app) under the patch",
-        description="Patch the standard library, import module:app, serve it with WSGIServer.",
-    )
-    server_cli.add_arguments(serve)
 
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``selected``'s room module is imported to add its options."""
     parser = argparse.ArgumentParser(
         prog="greenpatch",
         description="Cooperative blocking code on a libev hub, and the evidence that it works.",
@@ -73,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _run_parser(subparsers)
-    _serve_parser(subparsers)
+    for name, (help_text, module_name) in ROOM_COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 
@@ -120,8 +129,8 @@ def _split_run_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     if argv and argv[0] == "run":
         head, target = _split_run_argv(argv)
         args = parser.parse_args(head)
@@ -130,10 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
-    if args.command == "serve":
-        from greenpatch.server import cli as server_cli
-
-        return server_cli.run(args)
+    if args.command in ROOM_COMMANDS:
+        module = importlib.import_module(ROOM_COMMANDS[args.command][1])
+        return int(module.run(args))
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -12,7 +12,9 @@ modules loaded.
 
 from __future__ import annotations
 
+import os
 import sys
+import sysconfig
 import threading
 from collections.abc import Iterable
 
@@ -36,6 +38,22 @@ _EARLY_IMPORT_TRAPS = {
 }
 
 
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib") if key in paths}
+    return tuple(d + os.sep for d in dirs)
+
+
+def _is_stdlib(module: object, stdlib_dirs: tuple[str, ...]) -> bool:
+    """Standard-library modules are the twins' business, not the user's: a twin that
+    cares (e.g. threading's, for logging's locks) fixes them in its ``after`` hook."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return True  # built-in and frozen modules
+    real = os.path.realpath(path)
+    return real.startswith(stdlib_dirs) and "site-packages" not in real
+
+
 def _holders(
     registry: Registry, specs: Iterable[PatchSpec]
 ) -> dict[str, list[tuple[str, str, str]]]:
@@ -45,6 +63,7 @@ def _holders(
     found: dict[str, list[tuple[str, str, str]]] = {}
     if not replaced:
         return found
+    stdlib_dirs = _stdlib_dirs()
     for module_name, module in list(sys.modules.items()):
         if (
             module is None
@@ -54,7 +73,7 @@ def _holders(
         ):
             continue
         namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
+        if not isinstance(namespace, dict) or _is_stdlib(module, stdlib_dirs):
             continue
         for local_name, value in list(namespace.items()):
             hit = replaced.get(id(value))
