@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
 import threading
 import time
@@ -10,6 +11,7 @@ import pytest
 from greenlet import getcurrent
 
 import greenpatch
+import greenpatch.hub.event
 from greenpatch import LoopExit, Timeout, get_hub, sleep, spawn
 from greenpatch.hub.event import AsyncResult, Event
 
@@ -164,10 +166,25 @@ def test_greenpatch_timeout_interrupts_wait():
 
 
 def test_wait_with_nothing_to_wake_raises_loop_exit():
-    if threading.active_count() > 1:
+    if _thread._count():  # e.g. an idle thread pool worker left by another test
         pytest.skip("another OS thread is alive, so the wait keeps the loop alive")
     with pytest.raises(LoopExit):
         Event().wait()
+
+
+def test_keep_alive_lapses_once_the_other_threads_are_gone(monkeypatch):
+    if _thread._count():
+        pytest.skip("another OS thread is alive, so the wait keeps the loop alive")
+    monkeypatch.setattr(greenpatch.hub.event, "KEEP_ALIVE_CHECK_SECONDS", 0.01)
+    leave = threading.Event()
+    thread = threading.Thread(target=leave.wait, args=(10,), daemon=True)
+    thread.start()
+    # The thread could set the event, so the wait keeps the loop alive; once the
+    # thread has gone, the deadlock is reported after all.
+    get_hub().loop.call_later(0.02, leave.set)
+    with pytest.raises(LoopExit):
+        Event().wait()
+    thread.join(10)
 
 
 # -- Event and OS threads ------------------------------------------------------------

@@ -87,14 +87,6 @@ def _wake(hub: Hub, token: list[Any], ident: int) -> None:
         hub.loop.run_callback_threadsafe(_resume_token, token)
 
 
-def _nothing() -> None:
-    pass
-
-
-#: Far enough to never fire; a keep-alive timer only has to be pending.
-_KEEP_ALIVE_SECONDS = 1e9
-
-
 def _needs_keep_alive(hub: Hub) -> bool:
     """Whether a wait without a timeout on ``hub`` could be ended by another OS thread.
 
@@ -108,28 +100,53 @@ def _needs_keep_alive(hub: Hub) -> bool:
     return not hub.loop.default or _other_thread_count() > 0
 
 
-def _arm(hub: Hub, token: list[Any], timeout: float | None) -> TimerHandle | None:
+#: How often a keep-alive looks whether other OS threads still exist.
+KEEP_ALIVE_CHECK_SECONDS = 1.0
+
+
+class _KeepAlive:
+    """A pending timer that keeps a loop alive while other OS threads exist (see ``_arm``)."""
+
+    __slots__ = ("handle", "hub")
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.handle = hub.loop.call_later(KEEP_ALIVE_CHECK_SECONDS, self._check)
+
+    def _check(self) -> None:
+        if _needs_keep_alive(self.hub):
+            self.handle = self.hub.loop.call_later(KEEP_ALIVE_CHECK_SECONDS, self._check)
+        # Else let it lapse: the other threads are gone, and if nothing else can
+        # wake the waiter the hub raises LoopExit after all.
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+def _arm(hub: Hub, token: list[Any], timeout: float | None) -> TimerHandle | _KeepAlive | None:
     """Start the timer of a wait: its timeout, or a keep-alive if other threads exist.
 
     Why a keep-alive: a greenlet blocked on a primitive that only another OS
     thread will release has nothing on its own loop that could wake it (the
     cross-thread async watcher does not count), so the hub would raise LoopExit
-    at once.  While another OS thread exists (``_needs_keep_alive``), a wait
-    without a timeout therefore keeps a pending timer on the loop, cancelled
-    when the wait ends.  The trade-off: a genuine deadlock while some unrelated
-    thread is alive (a thread pool, a monitor) hangs instead of raising
-    LoopExit; and a thread started only after the wait began does not count.
-    Rejected: always keeping the loop alive (then every single-thread deadlock
-    hangs too).  A timer rather than ``loop.ref()``: it is a heap entry, with
-    no cffi call, and ``Loop.run_once`` counts pending timers itself after an
-    iteration's callbacks; a ref is only seen by libev's next poll, and loops
-    that judged liveness by the poll at the start of the iteration missed a
-    ref taken by a greenlet that parked later in it.
+    at once.  While another OS thread exists (``_needs_keep_alive``, checked
+    again every ``KEEP_ALIVE_CHECK_SECONDS``), a wait without a timeout
+    therefore keeps a pending timer on the loop, cancelled when the wait ends.
+    The trade-off: a genuine deadlock while some unrelated thread is alive (a
+    thread pool's idle worker, a monitor) hangs instead of raising LoopExit,
+    until that thread is gone; and a thread started only after the wait began
+    does not count.  Rejected: always keeping the loop alive (then every
+    single-thread deadlock hangs too).  A timer rather than ``loop.ref()``: it
+    is a heap entry, with no cffi call, ``Loop.run_once`` counts pending timers
+    itself after an iteration's callbacks, and it can look at the threads again
+    later; a ref is only seen by libev's next poll, and loops that judged
+    liveness by the poll at the start of the iteration missed a ref taken by a
+    greenlet that parked later in it.
     """
     if timeout is not None:
         return hub.loop.call_later(timeout, _expire, token)
     if _needs_keep_alive(hub):
-        return hub.loop.call_later(_KEEP_ALIVE_SECONDS, _nothing)
+        return _KeepAlive(hub)
     return None
 
 
@@ -208,8 +225,12 @@ class _Linkable:
             except IndexError:  # the last waiter left between check and pop
                 pass
         if self._links:
-            for callback, hub in self._links:
-                _schedule(hub, self._run_link, callback)
+            self._schedule_links()
+
+    def _schedule_links(self) -> None:
+        """Schedule every link in its hub.  Lock held."""
+        for callback, hub in self._links or ():
+            _schedule(hub, self._run_link, callback)
 
     # -- waiting --------------------------------------------------------------
     def _park(self, timeout: float | None) -> bool:
@@ -288,8 +309,22 @@ class Event(_Linkable):
         try:
             if not self._flag:
                 self._flag = True
-                if self._waiters or self._links:
-                    self._notify_all()
+                # _notify_all, inlined: half of every set/wait round trip.
+                waiters = self._waiters
+                if waiters:
+                    ident = _real_get_ident()
+                    popleft = waiters.popleft
+                    try:
+                        while waiters:
+                            hub, token = popleft()
+                            if hub.thread_ident == ident:
+                                hub._callbacks.append((resume, token))
+                            else:
+                                hub.loop.run_callback_threadsafe(_resume_token, token)
+                    except IndexError:  # the last waiter left between check and pop
+                        pass
+                if self._links:
+                    self._schedule_links()
         finally:
             lock.release()
 
@@ -303,7 +338,7 @@ class Event(_Linkable):
         if timeout is not None:
             return self._park(timeout)
         hub = get_hub()
-        if _needs_keep_alive(hub):
+        if not hub.loop.default or _other_thread_count():  # _needs_keep_alive(hub)
             return self._park(None)
         # _park, inlined for its most common case (no timer at all): the
         # path of every set/wait ping-pong, where each call shows.

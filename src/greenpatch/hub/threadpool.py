@@ -229,14 +229,20 @@ class _WorkerThreads:
     def _wait_until(self, condition: str, timeout: float | None) -> bool:
         # An Event rather than a bare Waiter: it is made to be set from another
         # thread, and keeps the waiter's loop alive while other threads exist.
-        entry = (get_hub(), Event(), condition)
+        hub = get_hub()
+        entry = (hub, Event(), condition)
         with self._mutex:
             if not self._unfinished and (condition == _IDLE or self._threads == 0):
                 return True
             self._waiters.append(entry)
+        # The pool knows its threads will wake us (a thread it has just started
+        # may not be counted by _thread._count() yet), so it keeps the loop alive
+        # itself for the duration of the wait.
+        hub.loop.ref()
         try:
             return entry[1].wait(timeout)
         finally:
+            hub.loop.unref()
             with self._mutex:
                 if entry in self._waiters:
                     self._waiters.remove(entry)
