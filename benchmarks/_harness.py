@@ -82,15 +82,19 @@ def main(
     print(f"python {sys.version.split()[0]}, {args.runs} runs each, median shown")
     for workload in names:
         print(f"\n== {workload}: {descriptions[workload]}")
-        results: dict[str, Figure] = {}
-        for implementation, table in workloads.items():
-            if workload not in table:
-                continue
-            runs = []
-            for _ in range(args.runs):
-                runs.append(run_in_subprocess(script, implementation, workload, args.timeout))
-            results[implementation] = figure = Figure(implementation, workload, runs)
-            figures.append(figure)
+        results: dict[str, Figure] = {
+            implementation: Figure(implementation, workload, [])
+            for implementation, table in workloads.items()
+            if workload in table
+        }
+        # Runs are interleaved (a, b, c, a, b, c, ...) so that a change in the
+        # machine's load during the invocation hits every implementation alike.
+        for _ in range(args.runs):
+            for implementation, figure in results.items():
+                figure.runs.append(
+                    run_in_subprocess(script, implementation, workload, args.timeout)
+                )
+        figures.extend(results.values())
         ref = results.get(reference)
         for implementation, figure in results.items():
             line = f"  {implementation:<12} {figure.median * 1000:10.1f} ms"
