@@ -321,7 +321,9 @@ int gp_sigchld_acquire(void)
     if (!gp_sigchld_known)
         return 0;
     if (gp_sigchld_users++ == 0) {
-        sigaction(SIGCHLD, &gp_libev_sigchld, NULL);
+        /* Restore later whatever is in force now (it may have been set after
+           the default loop was created). */
+        sigaction(SIGCHLD, &gp_libev_sigchld, &gp_prior_sigchld);
         /* A child may have exited while no handler was installed: its SIGCHLD
            is gone, so make libev look for exited children now. */
         ev_feed_signal(SIGCHLD);

@@ -47,6 +47,8 @@ second watcher of it.  The signal watcher does not keep the loop alive
 from __future__ import annotations
 
 import signal as _signal
+from signal import getsignal as _getsignal
+from signal import signal as _set_signal
 from typing import Any, Callable
 
 from greenpatch.hub.greenlet import spawn
@@ -87,9 +89,9 @@ class _SignalDispatcher:
         mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, {self.signum})
         try:
             self.watcher.close()  # libev resets the signal to SIG_DFL here
-            current = _signal.getsignal(self.signum)
+            current = _getsignal(self.signum)
             if current is not None:
-                _signal.signal(self.signum, current)
+                _set_signal(self.signum, current)
         finally:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
 

@@ -17,7 +17,9 @@ greenlet waiting for a thread: to libev the pending work is invisible otherwise.
 Only original primitives on the worker side
 -------------------------------------------
 Workers are started with ``_thread.start_new_thread`` and park on
-``_thread.allocate_lock`` locks; the queue is a ``deque`` plus one such lock.
+``_thread.allocate_lock`` locks, both bound at import (after ``patch_all()`` the
+``_thread`` module's names make greenlets and green locks); the queue is a
+``deque`` plus one such lock.
 A patcher will replace ``threading`` (and ``queue``) with cooperative twins;
 ``threading.Thread``, ``threading.Condition`` or ``queue.Queue`` here would then
 turn the workers into greenlets of the hub they are meant to unload.  ``_thread``
@@ -50,6 +52,9 @@ import _thread
 import functools
 import os
 import weakref
+from _thread import allocate_lock as _allocate_lock
+from _thread import get_ident as _get_ident
+from _thread import start_new_thread as _start_new_thread
 from collections import deque
 from typing import Any, Callable, TypeVar
 
@@ -107,7 +112,7 @@ class _WorkerThreads:
         _track_for_fork(self)
 
     def _reset(self) -> None:
-        self._mutex = _thread.allocate_lock()
+        self._mutex = _allocate_lock()
         self._queue: deque[_Task] = deque()
         self._unfinished: set[_Task] = set()  # queued or running
         # Wake locks of parked workers.  Taken last-in first-out, so the workers
@@ -169,13 +174,13 @@ class _WorkerThreads:
     def _start_thread_locked(self) -> None:
         self._threads += 1
         try:
-            _thread.start_new_thread(self._worker_main, ())
+            _start_new_thread(self._worker_main, ())
         except BaseException:
             self._threads -= 1
             raise
 
     def _worker_main(self) -> None:
-        wake = _thread.allocate_lock()
+        wake = _allocate_lock()
         wake.acquire()
         mutex = self._mutex
         while True:
@@ -389,9 +394,9 @@ class ThreadPool(_WorkerThreads):
         raises ``LoopExit``.
         """
         hub = self.hub
-        if _thread.get_ident() != hub.thread_ident:
+        if _get_ident() != hub.thread_ident:
             raise RuntimeError(
-                f"ThreadPool.spawn was called from thread {_thread.get_ident()}, but the pool "
+                f"ThreadPool.spawn was called from thread {_get_ident()}, but the pool "
                 f"delivers results to the hub of thread {hub.thread_ident}; call it from that "
                 "thread, use a pool made in this thread, or use ThreadPoolExecutor.submit"
             )
@@ -437,7 +442,7 @@ class ThreadPool(_WorkerThreads):
         """
         if kwds is None:
             kwds = {}
-        if _thread.get_ident() != self.hub.thread_ident or getcurrent() is self.hub:
+        if _get_ident() != self.hub.thread_ident or getcurrent() is self.hub:
             return fn(*args, **kwds)
         return self.spawn(fn, *args, **kwds).get()  # type: ignore[no-any-return]
 

@@ -1,7 +1,72 @@
-"""Built-in registry rows for the ssl, subprocess, os and signal twins."""
+"""Built-in registry rows for the ssl, subprocess, os and signal twins.
+
+Imported by ``import greenpatch``: nothing here may import ``ssl`` or the green
+modules at module level (the hooks import them when they run).
+"""
 
 from __future__ import annotations
 
-from greenpatch.patcher.registry import PatchSpec
+from types import ModuleType
 
-SYSTEM_SPECS: tuple[PatchSpec, ...] = ()
+from greenpatch.patcher.registry import PatchSpec, Registry
+
+_GREEN = "greenpatch.patcher.green."
+
+
+def _install_green_sslsocket(target: ModuleType, registry: Registry) -> None:
+    """Point ``ssl.SSLContext.sslsocket_class`` at the green ``SSLSocket``.
+
+    Swapping a module name cannot do this: contexts find their socket class
+    through the class attribute, and ``ssl.SSLContext`` itself must stay the
+    same object (subclasses made before patching would recurse, see
+    ``green/ssl.py``).  ``registry.unpatch("ssl")`` does not undo it.
+    """
+    from greenpatch.patcher.green import ssl as green_ssl
+
+    green_ssl.install(target)
+
+
+SYSTEM_SPECS: tuple[PatchSpec, ...] = (
+    PatchSpec(
+        name="os",
+        target="os",
+        green=_GREEN + "os",
+        flag="os",
+        description=(
+            "os.fork watches the child on the main hub; os.waitpid/os.wait wait cooperatively "
+            "and find the statuses libev's child watchers reaped"
+        ),
+    ),
+    PatchSpec(
+        name="ssl",
+        target="ssl",
+        green=_GREEN + "ssl",
+        flag="ssl",
+        names=(),
+        after=_install_green_sslsocket,
+        description=(
+            "SSLContext.wrap_socket (and ssl.wrap_socket) make cooperative SSL sockets: "
+            "handshake, read, write, unwrap wait on the hub"
+        ),
+    ),
+    PatchSpec(
+        name="subprocess",
+        target="subprocess",
+        green=_GREEN + "subprocess",
+        flag="subprocess",
+        description=(
+            "Popen with cooperative wait, communicate and pipes (run, call, check_output "
+            "use it); communicate's selector waits on the hub"
+        ),
+    ),
+    PatchSpec(
+        name="signal",
+        target="signal",
+        green=_GREEN + "signal",
+        flag="signal",
+        description=(
+            "signal.signal runs Python handlers in a greenlet of the main hub; "
+            "getsignal reports them; SIG_DFL/SIG_IGN/SIGCHLD stay the stdlib's"
+        ),
+    ),
+)

@@ -30,10 +30,10 @@ class GreenpatchWarning(RuntimeWarning):
 # Modules whose early import is itself a known trap, and why.
 _EARLY_IMPORT_TRAPS = {
     "ssl": (
-        "ssl was imported before patch_all(): SSL objects created before patching stay "
-        "blocking and SSLContext subclasses made from the original class can misbehave; "
-        "call greenpatch.patch_all() before importing ssl (or requests, urllib3, ...), "
-        "or run the program with `greenpatch run`."
+        "ssl was imported before patch_all(): SSL sockets created before patching stay "
+        "blocking, and a context class that sets its own sslsocket_class keeps it; call "
+        "greenpatch.patch_all() before importing ssl (or requests, urllib3, ...), or run "
+        "the program with `greenpatch run`."
     ),
 }
 

@@ -1,0 +1,215 @@
+"""Green ``ssl``: SSL sockets whose handshake, reads and writes wait on the hub.
+
+How it works
+------------
+``SSLSocket`` here derives from the stdlib ``ssl.SSLSocket`` *and* the green
+socket class::
+
+    SSLSocket -> ssl.SSLSocket -> green socket.socket -> socket.socket -> _socket.socket
+
+The stdlib ``SSLSocket`` calls ``super()`` for everything that is plain socket
+work (``__init__`` inside ``_create``, ``connect``, ``accept``, unencrypted
+``recv``/``send``, ``_real_close``), so with this MRO that work lands in the green
+socket: the kernel descriptor stays non-blocking, the timeout lives on the
+Python side, closing wakes waiters.  The C SSL object reads the *C-level*
+timeout of the socket, which the green socket keeps at 0.0, so every OpenSSL
+call is non-blocking and reports ``SSLWantReadError``/``SSLWantWriteError``.  The
+methods below retry such calls after waiting on the hub, under one deadline per
+call as the C code computes it, and raise ``socket.timeout`` with the stdlib's
+messages ("The read operation timed out", "The write operation timed out",
+"The handshake operation timed out").  With a timeout of 0.0 the want-errors
+propagate, exactly as for a non-blocking stdlib SSL socket.
+
+``read`` covers ``recv``/``recv_into`` and ``makefile`` (the stdlib routes them
+through ``self.read``); ``send`` covers ``sendall`` and the ``sendfile`` fallback
+(``_sendfile_use_send`` calls ``self.send``).
+
+How it is installed: ``SSLContext.sslsocket_class``
+-------------------------------------------------------
+``SSLContext.wrap_socket`` creates ``self.sslsocket_class._create(...)``, and the
+stdlib lets that class attribute be set.  The ``ssl`` patch's ``after`` hook sets
+it on ``ssl.SSLContext`` itself, so every context -- made before or after
+patching, of ``ssl.SSLContext`` or of any subclass that does not set its own
+``sslsocket_class`` -- wraps sockets with this class; so do ``ssl.wrap_socket``
+(until 3.11) and ``get_server_certificate``, which go through a context.
+
+Rejected, with reasons:
+
+* Replacing ``ssl.SSLContext`` with a subclass (gevent's way).  Subclasses made
+  before patching keep the old base, and property setters written as
+  ``super(SSLContext, SSLContext).options.__set__(self, value)`` then resolve
+  ``SSLContext`` to the new class and recurse forever (``requests``/``urllib3``
+  imported before patching hit this).  We never replace the class object.
+* Replacing the ``ssl.SSLSocket`` name.  ``SSLSocket._create`` calls
+  ``super(SSLSocket, self).__init__`` with ``SSLSocket`` looked up in the
+  module at call time: with our class there, that ``super`` would reach the
+  stdlib ``SSLSocket.__init__``, which refuses to construct.  ``ssl.SSLSocket``
+  stays the stdlib class; ours is a subclass, so ``isinstance`` checks hold.
+* Copying the stdlib ``SSLSocket`` (gevent's ``_ssl3.py``): 700 lines that drift
+  from every CPython release.
+
+Limits: SSL sockets created before patching stay blocking; a context class
+that sets its own ``sslsocket_class`` keeps it; ``SSLObject`` (memory BIOs, as
+asyncio uses) does no I/O and needs nothing.
+"""
+
+from __future__ import annotations
+
+import _socket as _c_socket
+import socket as _socket
+import ssl as _stdlib
+from time import monotonic
+from typing import Any, Callable
+
+from greenpatch.hub import get_hub
+from greenpatch.hub.watchers import READ, WRITE
+from greenpatch.patcher.green import socket as _gsocket
+
+__target__ = "ssl"
+#: No name is swapped (see the module docstring); the patch's ``after`` hook
+#: points ``SSLContext.sslsocket_class`` at ``SSLSocket``.
+__implements__: list[str] = []
+
+_timeout_error = _socket.timeout
+_READ_TIMEOUT = "The read operation timed out"
+_WRITE_TIMEOUT = "The write operation timed out"
+#: Replaced by the C module's exact wording on first use (``_handshake_timeout``).
+_HANDSHAKE_TIMEOUT = "The handshake operation timed out"
+_handshake_message: str | None = None
+
+
+def _handshake_timeout() -> str:
+    """The stdlib's handshake-timeout message, word for word.
+
+    ``_ssl.c`` prefixes this one message with its own source line
+    ("_ssl.c:989: The handshake operation timed out"), which differs between
+    CPython releases.  So the first time we need it, we provoke it: a real
+    handshake on a C-level socketpair with a 1 ms timeout and no peer (about a
+    millisecond, once).  Rejected: a table of line numbers per release.
+    """
+    global _handshake_message
+    if _handshake_message is None:
+        _handshake_message = _HANDSHAKE_TIMEOUT
+        context = _stdlib.SSLContext(_stdlib.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = _stdlib.CERT_NONE
+        ours, peer = _c_socket.socketpair()
+        try:
+            ours.settimeout(0.001)
+            probe = _stdlib.SSLSocket._create(  # type: ignore[attr-defined]
+                sock=ours, context=context, do_handshake_on_connect=False
+            )
+            with probe:
+                probe.do_handshake()
+        except _timeout_error as exc:
+            if str(exc).endswith(_HANDSHAKE_TIMEOUT):
+                _handshake_message = str(exc)
+        except Exception:
+            pass  # keep the plain wording
+        finally:
+            ours.close()
+            peer.close()
+    return _handshake_message
+
+
+# mypy sees the stdlib stubs' differing signatures of methods neither base changes here.
+class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
+    """A cooperative ``ssl.SSLSocket`` (made by ``SSLContext.wrap_socket``, not directly)."""
+
+    _sslobj: Any  # the C SSL object (set by the stdlib's _create/_real_connect), or None
+
+    def _gp_retry(
+        self,
+        operation: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        read_message: str,
+        write_message: str,
+    ) -> Any:
+        """Call ``operation(*args)`` until OpenSSL stops wanting I/O, waiting on the hub."""
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            try:
+                return operation(*args)
+            except _stdlib.SSLWantReadError:
+                if timeout == 0.0:
+                    raise
+                events, message = READ, read_message
+            except _stdlib.SSLWantWriteError:
+                if timeout == 0.0:
+                    raise
+                events, message = WRITE, write_message
+            self._gp_wait_ssl(events, deadline, message)
+
+    def _gp_wait_ssl(self, events: int, deadline: float | None, message: str) -> None:
+        remaining = None
+        if deadline is not None:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise _timeout_error(message)
+        # The green socket's watchers, reused; its own _wait would say "timed out".
+        hub = get_hub()
+        if events == READ:
+            watcher = self._gp_read
+            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
+                watcher = self._gp_read = hub.loop.io(self.fileno(), READ)
+        else:
+            watcher = self._gp_write
+            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
+                watcher = self._gp_write = hub.loop.io(self.fileno(), WRITE)
+        hub.wait(watcher, remaining, _timeout_error(message))
+
+    # -- the calls that may want I/O -----------------------------------------------
+    def do_handshake(self, block: bool = False) -> None:
+        self._check_connected()  # type: ignore[attr-defined]
+        timeout = self.gettimeout()
+        if block and timeout == 0.0:
+            timeout = None  # the stdlib blocks for this one call
+        sslobj: Any = self._sslobj
+        try:
+            self._gp_retry(sslobj.do_handshake, (), timeout, _HANDSHAKE_TIMEOUT, _HANDSHAKE_TIMEOUT)
+        except _timeout_error as exc:
+            if exc.args == (_HANDSHAKE_TIMEOUT,):
+                raise _timeout_error(_handshake_timeout()) from None
+            raise
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        read = super().read
+        return self._gp_retry(read, (len, buffer), self.gettimeout(), _READ_TIMEOUT, _READ_TIMEOUT)
+
+    def write(self, data: Any) -> int:
+        write = super().write
+        sent: int = self._gp_retry(
+            write, (data,), self.gettimeout(), _WRITE_TIMEOUT, _WRITE_TIMEOUT
+        )
+        return sent
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        # Unencrypted (no _sslobj), the stdlib's send is the green socket's,
+        # which waits by itself and never raises a want-error.
+        send = super().send
+        sent: int = self._gp_retry(
+            send, (data, flags), self.gettimeout(), _WRITE_TIMEOUT, _WRITE_TIMEOUT
+        )
+        return sent
+
+    def unwrap(self) -> Any:
+        sslobj: Any = self._sslobj
+        if not sslobj:
+            raise ValueError("No SSL wrapper around " + str(self))
+        # The C code names the direction that timed out; so do we.
+        plain = self._gp_retry(
+            sslobj.shutdown, (), self.gettimeout(), _READ_TIMEOUT, _WRITE_TIMEOUT
+        )
+        self._sslobj = None
+        return plain
+
+
+# As the green socket does: repr() shows "<ssl.SSLSocket fd=...>" as unpatched.
+SSLSocket.__module__ = "ssl"
+SSLSocket.__qualname__ = "SSLSocket"
+
+
+def install(ssl_module: Any) -> None:
+    """Make every ``SSLContext`` wrap sockets with the green ``SSLSocket`` (the after hook)."""
+    ssl_module.SSLContext.sslsocket_class = SSLSocket

@@ -1,0 +1,257 @@
+"""Green ``subprocess``: ``Popen`` whose waits, pipes and ``communicate`` are cooperative.
+
+Design
+------
+``Popen`` subclasses the stdlib class and replaces only what blocks:
+
+* ``_wait`` (behind ``wait(timeout)``) never sleeps in ``waitpid``: it polls once
+  (``waitpid(pid, WNOHANG)`` through the green ``os``, which knows the statuses
+  libev reaped), then waits for the child's exit on the hub -- its child
+  watcher in the main thread, a pidfd or a short sleep elsewhere -- and polls
+  again.  ``TimeoutExpired`` is raised as the stdlib raises it.  The stdlib
+  holds ``_waitpid_lock`` across a blocking ``waitpid``; a real lock held across
+  a cooperative wait would deadlock the second greenlet that waits on the same
+  process, so here the lock is only ever taken without blocking, around a poll.
+* ``_internal_poll`` (``poll()``, ``__del__``) asks the green ``waitpid`` too: the
+  stdlib's binds the original ``os.waitpid`` at import, which answers ECHILD --
+  and so ``returncode = 0`` -- for a child libev already reaped.
+* The pipe file objects are rebuilt over a raw layer that keeps the descriptor
+  non-blocking and waits on the hub (``p.stdout.readline()``, ``for line in
+  p.stdout``, ``p.stdin.write`` are cooperative), with the same buffering and
+  text settings.  That also covers ``communicate()``'s single-pipe fast path,
+  which calls ``stdout.read()``.
+* ``communicate`` with several pipes or a timeout is the stdlib's own
+  ``_communicate`` (resumable after ``TimeoutExpired``, with partial output in
+  the exception), made cooperative by patching ``subprocess._PopenSelector`` --
+  the selector class it looks up at call time -- to the green ``HubSelector``.
+  That also helps stdlib ``Popen`` objects made before patching.  It reads and
+  writes the descriptors itself after the selector said they are ready, as a
+  blocking descriptor expects, so they are made blocking for that call.
+
+``run``, ``call``, ``check_call``, ``check_output``, ``getoutput`` are the stdlib's:
+they look ``Popen`` up in the ``subprocess`` module at call time.
+
+Rejected: reimplementing ``_communicate`` with one greenlet per pipe (gevent's
+way): more code that would drift from the stdlib's timeout and resume semantics.
+Not cooperative: the short read of the exec-error pipe in ``_execute_child``
+(it lasts until the child has called ``exec``, milliseconds).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import subprocess as _stdlib
+import sys
+from time import monotonic
+from typing import Any
+
+from greenpatch.hub.hub import get_hub, get_hub_if_exists
+from greenpatch.patcher.green import os as _gos
+from greenpatch.patcher.green.selectors import HubSelector
+
+__target__ = "subprocess"
+__implements__ = ["Popen", "_PopenSelector"]
+
+_PopenSelector = HubSelector
+TimeoutExpired = _stdlib.TimeoutExpired
+
+
+class _CooperativePipe(io.RawIOBase):
+    """A raw pipe end that waits on the hub instead of blocking the thread.
+
+    Wraps (and owns) the ``FileIO`` the stdlib opened, whose ``readinto``/``write``
+    return None when a non-blocking descriptor would block.
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._fd = raw.fileno()
+        os.set_blocking(self._fd, False)
+
+    @property
+    def name(self) -> Any:
+        return self._raw.name
+
+    @property
+    def mode(self) -> str:
+        return self._raw.mode
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readable(self) -> bool:
+        return self._raw.readable()
+
+    def writable(self) -> bool:
+        return self._raw.writable()
+
+    def isatty(self) -> bool:
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            count = self._raw.readinto(buffer)
+            if count is not None:
+                return count
+            get_hub().wait_read(self._fd)
+
+    def write(self, data: Any) -> int:
+        # All of it, as a write to a blocking pipe does: with bufsize=0 callers
+        # hold this object itself and rarely check for a short write.
+        with memoryview(data) as view, view.cast("B") as byte_view:
+            total = len(byte_view)
+            written = 0
+            while written < total:
+                count = self._raw.write(byte_view[written:])
+                if count is None:
+                    get_hub().wait_write(self._fd)
+                else:
+                    written += count
+        return total
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        hub = get_hub_if_exists()
+        if hub is not None and not self._raw.closed:
+            hub.cancel_fd_waits(self._fd)  # before the number can be reused
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def _cooperative(stream: Any, bufsize: int) -> Any:
+    """The same stream (binary or text, buffered or not) over a ``_CooperativePipe``."""
+    if stream is None:
+        return None
+    if isinstance(stream, io.TextIOWrapper):
+        encoding, errors = stream.encoding, stream.errors
+        line_buffering, write_through = stream.line_buffering, stream.write_through
+        return io.TextIOWrapper(
+            _cooperative(stream.detach(), bufsize),
+            encoding=encoding,
+            errors=errors,
+            line_buffering=line_buffering,
+            write_through=write_through,
+        )
+    if isinstance(stream, (io.BufferedReader, io.BufferedWriter)):
+        kind = type(stream)
+        raw = stream.detach()
+        return kind(_cooperative(raw, bufsize), bufsize if bufsize > 1 else io.DEFAULT_BUFFER_SIZE)
+    if isinstance(stream, io.FileIO):
+        return _CooperativePipe(stream)
+    return stream  # something we did not make: leave it alone
+
+
+def _bufsize(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    # Popen(args, bufsize=-1, ...): the second positional parameter.
+    value = kwargs.get("bufsize", args[1] if len(args) > 1 else -1)
+    return int(value) if value is not None else -1
+
+
+class Popen(_stdlib.Popen):  # type: ignore[type-arg]
+    """``subprocess.Popen`` with cooperative ``wait``, ``communicate`` and pipes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bufsize = _bufsize(args, kwargs)
+        self.stdin = _cooperative(self.stdin, bufsize)
+        self.stdout = _cooperative(self.stdout, bufsize)
+        self.stderr = _cooperative(self.stderr, bufsize)
+
+    if sys.platform != "win32":
+
+        def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+            super()._execute_child(*args, **kwargs)  # type: ignore[misc]
+            # Watched from birth, so that its status survives libev reaping it
+            # while another child watcher is active (see green/os.py).
+            _gos.watch_child(self.pid)
+
+    # -- waiting -----------------------------------------------------------------
+    def _gp_collect(self) -> bool:
+        """Poll once without blocking; True when ``returncode`` is known."""
+        if self.returncode is not None:
+            return True
+        if not self._waitpid_lock.acquire(False):  # type: ignore[attr-defined]
+            return False  # someone else is polling right now
+        try:
+            if self.returncode is not None:
+                return True
+            try:
+                pid, status = _gos.waitpid(self.pid, _gos.WNOHANG)
+            except ChildProcessError:
+                # As the stdlib's _try_wait: reaped by someone else (or SIGCHLD
+                # ignored); the status is lost.
+                pid, status = self.pid, 0
+            if pid == self.pid:
+                self._handle_exitstatus(status)  # type: ignore[attr-defined]
+                return True
+            return False
+        finally:
+            self._waitpid_lock.release()  # type: ignore[attr-defined]
+
+    def _wait(self, timeout: float | None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        deadline = None if timeout is None else monotonic() + timeout
+        delay = _gos._MIN_POLL
+        while not self._gp_collect():
+            remaining = None if deadline is None else deadline - monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutExpired(self.args, timeout)  # type: ignore[arg-type]
+            _gos.wait_exited(self.pid, remaining, delay)
+            delay = min(delay * 2, _gos._MAX_POLL)
+        assert self.returncode is not None
+        return self.returncode
+
+    def _internal_poll(
+        self,
+        _deadstate: int | None = None,
+        _waitpid: Any = _gos.waitpid,
+        _WNOHANG: int = _gos.WNOHANG,
+        _ECHILD: int = errno.ECHILD,
+        **_ignored: Any,
+    ) -> int | None:
+        # Called by __del__, maybe at interpreter shutdown: only locals and
+        # default arguments here, as in the stdlib.
+        if self.returncode is None:
+            if not self._waitpid_lock.acquire(False):  # type: ignore[attr-defined]
+                return None
+            try:
+                if self.returncode is not None:
+                    return self.returncode
+                pid, status = _waitpid(self.pid, _WNOHANG)
+                if pid == self.pid:
+                    self._handle_exitstatus(status)  # type: ignore[attr-defined]
+            except OSError as exc:
+                if _deadstate is not None:
+                    self.returncode = _deadstate
+                elif exc.errno == _ECHILD:
+                    self.returncode = 0
+            finally:
+                self._waitpid_lock.release()  # type: ignore[attr-defined]
+        return self.returncode
+
+    # -- communicating -------------------------------------------------------------
+    def _communicate(self, input: Any, endtime: float | None, orig_timeout: float | None) -> Any:
+        if self.stdin and not self._communication_started:  # type: ignore[attr-defined]
+            # The stdlib flushes first thing, on a blocking descriptor; flush
+            # here, cooperatively, so that its flush finds nothing to write.
+            try:
+                self.stdin.flush()
+            except BrokenPipeError:
+                pass
+        streams = [s for s in (self.stdin, self.stdout, self.stderr) if s and not s.closed]
+        for stream in streams:
+            os.set_blocking(stream.fileno(), True)
+        try:
+            return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
+        finally:
+            for stream in streams:
+                # Only streams still open: a closed one's number may be reused.
+                if not stream.closed:
+                    os.set_blocking(stream.fileno(), False)

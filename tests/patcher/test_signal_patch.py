@@ -1,0 +1,230 @@
+"""The green ``signal`` twin, in fresh patched interpreters (never in the pytest process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+PRELUDE = """
+import greenpatch
+greenpatch.patch_all()
+import os, signal, socket, sys, time
+import greenlet
+from greenpatch import get_hub, spawn
+"""
+
+
+def run_patched(code: str, returncode: int = 0) -> str:
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == returncode, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    return out.stdout.strip()
+
+
+def test_handler_runs_in_a_greenlet_of_the_main_hub_and_may_block():
+    out = run_patched(
+        """
+        ticks = []
+        def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                time.sleep(0.01)
+        spawn(ticker)
+        seen = []
+        def handler(signum, frame):
+            seen.append((signum, greenlet.getcurrent() is not get_hub(), frame is not None))
+            before = len(ticks)
+            time.sleep(0.1)                      # blocking is fine here
+            seen.append(len(ticks) - before)
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+        assert signal.signal(signal.SIGUSR1, handler) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGUSR1) is handler
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.3)
+        assert seen[0] == (signal.SIGUSR1, True, True), seen
+        assert seen[1] >= 3, seen                # the ticker ran while the handler slept
+
+        # Replacing the handler returns the previous one; the next signal runs the new one.
+        second = []
+        assert signal.signal(signal.SIGUSR1, lambda s, f: second.append(s)) is handler
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.1)
+        assert second == [signal.SIGUSR1] and len(seen) == 2, (second, seen)
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_an_exception_from_a_handler_reaches_the_main_greenlet_alarm_style():
+    out = run_patched(
+        """
+        class Alarm(Exception):
+            pass
+        def on_alarm(signum, frame):
+            raise Alarm(signum)
+        signal.signal(signal.SIGALRM, on_alarm)
+
+        # setitimer: a blocking sleep of the main greenlet is interrupted.
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        start = time.monotonic()
+        try:
+            time.sleep(5)
+        except Alarm as exc:
+            assert exc.args == (signal.SIGALRM,)
+            assert 0.15 < time.monotonic() - start < 2, time.monotonic() - start
+        else:
+            raise AssertionError("no Alarm")
+
+        # signal.alarm: a recv that would block forever is interrupted too.
+        a, b = socket.socketpair()
+        signal.alarm(1)
+        start = time.monotonic()
+        try:
+            a.recv(10)
+        except Alarm:
+            assert 0.8 < time.monotonic() - start < 3, time.monotonic() - start
+        else:
+            raise AssertionError("no Alarm")
+        b.sendall(b"still")
+        assert a.recv(10) == b"still"            # the socket survived the interruption
+
+        # SystemExit from a SIGTERM handler ends the program with its code.
+        signal.signal(signal.SIGTERM, lambda s, f: sys.exit(7))
+        print("ok", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        print("not reached")
+        """,
+        returncode=7,
+    )
+    assert out == "ok"
+
+
+def test_sig_ign_and_sig_dfl_restore_the_real_disposition():
+    out = run_patched(
+        """
+        calls = []
+        handler = lambda s, f: calls.append(s)
+        signal.signal(signal.SIGUSR2, handler)
+        assert signal.signal(signal.SIGUSR2, signal.SIG_IGN) is handler
+        assert signal.getsignal(signal.SIGUSR2) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGUSR2)     # ignored by the kernel: we survive
+        time.sleep(0.05)
+        assert calls == []
+        assert signal.signal(signal.SIGUSR2, signal.SIG_DFL) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+        # Back to green, and SIG_DFL once more: the default action kills a child.
+        signal.signal(signal.SIGUSR2, handler)
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        pid = os.fork()
+        if pid == 0:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(5)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGUSR2, status
+        # default_int_handler is Python's own: installed for real.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, handler)
+        assert signal.signal(signal.SIGINT, signal.default_int_handler) is handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_errors_are_the_stdlib_errors():
+    out = run_patched(
+        """
+        import _thread
+        for args, error in [
+            ((signal.SIGKILL, lambda s, f: None), OSError),
+            ((signal.SIGSTOP, lambda s, f: None), OSError),
+            ((0, lambda s, f: None), ValueError),
+            ((10_000, lambda s, f: None), ValueError),
+            ((signal.SIGUSR1, "not callable"), TypeError),
+        ]:
+            try:
+                signal.signal(*args)
+            except error as exc:
+                print(type(exc).__name__, exc)
+            else:
+                raise AssertionError(args)
+        result = []
+        def in_a_thread():
+            try:
+                signal.signal(signal.SIGUSR1, lambda s, f: None)
+            except ValueError as exc:
+                result.append(str(exc))
+        start = greenpatch.original("_thread", "start_new_thread")
+        start(in_a_thread, ())
+        deadline = time.monotonic() + 5
+        while not result and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert result and "main thread" in result[0], result
+        print("ok")
+        """
+    )
+    assert out.endswith("ok")
+    assert "signal number out of range" in out
+
+
+def test_keyboard_interrupt_reaches_the_main_greenlet():
+    out = run_patched(
+        """
+        ticks = []
+        def ticker():
+            while True:
+                ticks.append(1)
+                time.sleep(0.01)
+        spawn(ticker)
+        def interrupt():
+            time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+        spawn(interrupt)
+        try:
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("interrupted", len(ticks) > 3)
+        """
+    )
+    assert out == "interrupted True"
+
+
+def test_sigchld_keeps_the_stdlib_behaviour():
+    out = run_patched(
+        """
+        calls = []
+        def on_child(signum, frame):
+            calls.append(signum)
+        signal.signal(signal.SIGCHLD, on_child)
+        assert signal.getsignal(signal.SIGCHLD) is on_child
+        # A green fork: its child watcher owns SIGCHLD while it runs, and the
+        # green os calls the Python handler for it.
+        pid = os.fork()
+        if pid == 0:
+            os._exit(3)
+        assert os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 3
+        time.sleep(0.05)
+        assert calls, calls
+        # No watcher left: Python's own handler is back in charge.
+        calls.clear()
+        pid = greenpatch.original("os", "fork")()
+        if pid == 0:
+            os._exit(4)
+        time.sleep(0.2)
+        assert calls == [signal.SIGCHLD], calls
+        assert os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 4
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGCHLD) is signal.SIG_DFL
+        print("ok")
+        """
+    )
+    assert out == "ok"
