@@ -124,11 +124,13 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         callbacks = self._callbacks
         if callbacks and callbacks[0][0] is _resume:
             loop = self.loop
-            if loop.budget > 0:
-                token = callbacks.popleft()[1]
+            token = callbacks[0][1]
+            # Never hand off to ourselves (our own sleep(0) token at the head):
+            # that would not yield at all, e.g. to the hub callback that woke us.
+            if token and token[0] is not current and loop.budget > 0:
+                callbacks.popleft()
                 loop.budget -= 1
-                if token:
-                    return token[0].switch()
+                return token[0].switch()
         return RawGreenlet.switch(self, *args)
 
     def schedule_resume(self, token: list[Any]) -> None:
@@ -399,12 +401,20 @@ def get_hub() -> Hub:
     return hub
 
 
+#: What getcurrent_task() returns once greenlet is being finalized at exit: a
+#: unique object, so that nothing (e.g. an RLock's owner check) mistakes it for a task.
+_FINALIZING: Any = object()
+
+
 def getcurrent_task() -> Any:
     """The running ``Greenlet`` task, or the raw greenlet when not inside a task.
 
     Hub workers carry the task they run in a ``task`` attribute (greenlet.py).
     """
-    current = getcurrent()
+    try:
+        current = getcurrent()
+    except Exception:  # greenlet raises "being finalized" late at interpreter exit
+        return _FINALIZING
     task = getattr(current, "task", None)
     return task if task is not None else current
 

@@ -79,7 +79,12 @@ def load_plugins() -> list[str]:
 
     loaded = []
     api = PluginAPI()
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    found: Any = metadata.entry_points()
+    if hasattr(found, "select"):
+        entry_points = found.select(group=ENTRY_POINT_GROUP)
+    else:  # Python 3.9: a dict of group -> entry points
+        entry_points = found.get(ENTRY_POINT_GROUP, ())
+    for entry_point in entry_points:
         try:
             plugin = entry_point.load()
             if isinstance(plugin, PatchSpec):
