@@ -63,6 +63,10 @@ ROOM_COMMANDS = {
         "serve a WSGI application (module:app) under the patch",
         "greenpatch.server.cli",
     ),
+    "compat": (
+        "run client libraries' own test suites plain and patched, and judge them",
+        "greenpatch.compat_tests.cli",
+    ),
     "report": (
         "merge compat results and render them (Markdown, HTML, JUnit XML)",
         "greenpatch.reports.cli",

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from greenpatch.patcher._builtin_system import SYSTEM_SPECS
 from greenpatch.patcher._builtin_threads import THREAD_SPECS
-from greenpatch.patcher.registry import PatchSpec
+from greenpatch.patcher.registry import PatchSpec, Registry
 
 _GREEN = "greenpatch.patcher.green."
+
+
+def _green_poll_selector(selectors: ModuleType, registry: Registry) -> None:
+    """``PollSelector`` bound ``select.poll`` when its class was made; point it at the
+    green one.  The class object itself is kept, so modules that chose it at import
+    (``socketserver``'s ``_ServerSelector``) get the fix too."""
+    from greenpatch.patcher.green.select import poll
+
+    if hasattr(selectors, "PollSelector"):
+        selectors.PollSelector._selector_cls = poll
+
 
 #: The order in which patch_all() applies flags: the lowest layers first, so that
 #: a later twin (ssl, subprocess) finds the green socket/threading in place.
@@ -69,7 +82,8 @@ _CORE_SPECS: tuple[PatchSpec, ...] = (
         target="selectors",
         green=_GREEN + "selectors",
         flag="select",
-        description="selectors.DefaultSelector built on the hub",
+        description="selectors.DefaultSelector built on the hub; PollSelector on the green poll",
+        after=_green_poll_selector,
     ),
     PatchSpec(
         name="selectors_aggressive",

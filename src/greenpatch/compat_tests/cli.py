@@ -1,0 +1,239 @@
+"""``greenpatch compat run|list``: the harness on the command line.
+
+    greenpatch compat run SUITE_OR_MANIFEST... [--version SPEC] [--python X.Y|PATH]
+        [--out DIR] [--only plain|patched] [--jobs N] [--service NAME=URL]
+        [--allow-network] [--fail-on regressions|none] [--cache-dir DIR]
+    greenpatch compat list
+
+Exit status of ``run``: 0 when every suite ran with no regression; 1 when a
+suite has regressions or could not run (unless ``--fail-on none``); 2 for a
+usage problem (bad manifest, unwritable ``--out``), found before any work; 130
+after Ctrl-C (partial results are written, marked incomplete).
+
+Only argparse and the standard library are imported at module level: rich and
+the harness are imported by the handlers, when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "main", "run"]
+
+MODES = ("plain", "patched")
+FAIL_ON = ("regressions", "none")
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs, reported before any work."""
+
+
+HELP = "run client libraries' own test suites plain and patched, and judge them"
+
+
+def add_arguments(compat: argparse.ArgumentParser) -> None:
+    """Add ``run`` and ``list`` to the ``greenpatch compat`` parser (the top-level
+    cli's room-command protocol: it creates ``compat`` and hands it over)."""
+    compat.description = (
+        "Run a client library's own test suite twice -- plain and under greenpatch -- "
+        "and report regressions, hangs, crashes, loop stalls and cooperation."
+    )
+    commands = compat.add_subparsers(dest="compat_command", metavar="SUBCOMMAND")
+    commands.required = True
+    run_parser = commands.add_parser("run", help="run suites and write one JSON result per suite")
+    run_parser.add_argument("suites", nargs="+", metavar="SUITE_OR_MANIFEST")
+    run_parser.add_argument(
+        "--version", help="version spec of the library (default: the manifest's)"
+    )
+    run_parser.add_argument(
+        "--python",
+        help="X.Y: a new environment on pythonX.Y; a path: run in that interpreter's environment",
+    )
+    run_parser.add_argument(
+        "--out", default="reports", type=Path, help="result directory (reports/)"
+    )
+    run_parser.add_argument("--only", choices=MODES, help="run one mode only")
+    run_parser.add_argument("--jobs", type=int, default=1, help="suites run at once (1)")
+    run_parser.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="use an existing server, e.g. redis=redis://127.0.0.1:6379/0",
+    )
+    run_parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let tests reach addresses other than loopback",
+    )
+    run_parser.add_argument("--fail-on", choices=FAIL_ON, default="regressions")
+    run_parser.add_argument(
+        "--cache-dir", type=Path, help="sources and environments (~/.cache/greenpatch)"
+    )
+    run_parser.set_defaults(compat_handler=_handle_run)
+    listing = commands.add_parser("list", help="show the built-in suites")
+    listing.set_defaults(compat_handler=_handle_list)
+
+
+def _check_extra() -> None:
+    """The harness's display needs the ``compat`` extra; say so before any work."""
+    try:
+        import rich  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"needs the compat extra ({exc.name} is missing): pip install 'greenpatch[compat]'"
+        ) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``compat`` sub-command parsed into ``args``."""
+    try:
+        _check_extra()
+        code: int = args.compat_handler(args)
+    except UsageError as exc:
+        print(f"greenpatch compat: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``greenpatch compat ...`` on its own (the top-level cli calls ``run``)."""
+    parser = argparse.ArgumentParser(prog="greenpatch")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add_arguments(subparsers.add_parser("compat", help=HELP, description=HELP))
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run(args)
+
+
+def _check_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: not writable ({exc.strerror or exc})") from exc
+
+
+def _parse_services(values: list[str]) -> dict[str, str]:
+    from greenpatch.compat_tests.manifest import KNOWN_SERVICES
+
+    services = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not url:
+            raise UsageError(f"--service {value!r}: expected NAME=URL")
+        if name not in KNOWN_SERVICES:
+            raise UsageError(f"--service {value!r}: unknown service; known: {KNOWN_SERVICES}")
+        services[name] = url
+    return services
+
+
+def _handle_run(args: argparse.Namespace) -> int:
+    from greenpatch.compat_tests.harness import HarnessOptions, default_cache_dir
+    from greenpatch.compat_tests.manifest import ManifestError, resolve_suite
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    try:
+        manifests = [resolve_suite(name) for name in args.suites]
+    except ManifestError as exc:
+        raise UsageError(str(exc)) from exc
+    names = [manifest.name for manifest in manifests]
+    if len(set(names)) != len(names):
+        raise UsageError(f"a suite is named twice: {names}")
+    _check_out_dir(args.out)
+    options = HarnessOptions(
+        out_dir=args.out,
+        cache_dir=args.cache_dir or default_cache_dir(),
+        version=args.version,
+        python=args.python,
+        only=args.only,
+        services=_parse_services(args.service),
+        allow_network=args.allow_network,
+        reproduce_args=_reproduce_args(args),
+    )
+    return _run_all(manifests, options, args)
+
+
+def _reproduce_args(args: argparse.Namespace) -> list[str]:
+    """The options of this command that change a suite's result."""
+    out: list[str] = []
+    for option in ("version", "python", "only"):
+        value = getattr(args, option)
+        if value is not None:
+            out += [f"--{option}", str(value)]
+    for service in args.service:
+        out += ["--service", service]
+    if args.allow_network:
+        out.append("--allow-network")
+    return out
+
+
+def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rich.console import Console
+
+    from greenpatch.compat_tests import runner
+    from greenpatch.compat_tests.display import (
+        ProgressListener,
+        print_summary,
+        summary_console,
+    )
+    from greenpatch.compat_tests.harness import run_suite
+
+    console = Console(stderr=True)
+    results = []
+    # A CI job is stopped with SIGTERM: clean up exactly as for Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    listener = ProgressListener(console)
+    try:
+        with listener:
+            for manifest in manifests:
+                listener.add(manifest.name)
+            if args.jobs == 1:
+                for manifest in manifests:
+                    results.append(run_suite(manifest, options, listener))
+            else:
+                with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                    futures = [pool.submit(run_suite, m, options, listener) for m in manifests]
+                    try:
+                        results = [future.result() for future in futures]
+                    except KeyboardInterrupt:
+                        runner.CANCEL.set()  # the workers kill their children and stop
+                        raise
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: services stopped, partial results written")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print_summary(summary_console(), results)
+    if args.fail_on == "none":
+        return 0
+    failing = [r for r, _ in results if r.regressions() or r.not_run_reason]
+    return 1 if failing else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _handle_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from greenpatch.compat_tests.display import print_suites
+    from greenpatch.compat_tests.manifest import builtin_suites, load_manifest
+
+    print_suites(Console(), [load_manifest(path) for path in builtin_suites().values()])
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""One suite, end to end: source -> environment -> services -> plain run ->
+patched run -> re-runs of suspects -> stall hot spots -> probe -> result file.
+
+Whatever happens, a result is written: a suite whose service or source could
+not be had is "not run" with the reason; Ctrl-C writes what was seen so far,
+marked incomplete, after the services are stopped (``running_services`` is a
+context manager), and then lets the KeyboardInterrupt go on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import greenpatch
+from greenpatch.compat_tests import verdict as verdicts
+from greenpatch.compat_tests.environment import Environment, EnvironmentError_
+from greenpatch.compat_tests.environment import prepare_environment as _prepare_environment
+from greenpatch.compat_tests.manifest import Manifest, builtin_suites
+from greenpatch.compat_tests.runner import EventCallback, ModeRun, RunSpec, run_mode
+from greenpatch.compat_tests.services import (
+    ServiceUnavailable,
+    running_services,
+    service_arguments,
+)
+from greenpatch.compat_tests.sources import SourceError, prepare_source
+from greenpatch.reports.model import ModeSummary, Result, write_result
+
+__all__ = ["HarnessOptions", "SuiteListener", "default_cache_dir", "result_path", "run_suite"]
+
+STALL_FILE_ENV = "GREENPATCH_STALL_FILE"
+STALL_THRESHOLD_ENV = "GREENPATCH_STALL_THRESHOLD"
+
+
+def default_cache_dir() -> Path:
+    """``$GREENPATCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/greenpatch``, else
+    ``~/.cache/greenpatch``."""
+    if os.environ.get("GREENPATCH_CACHE_DIR"):
+        return Path(os.environ["GREENPATCH_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "greenpatch"
+
+
+@dataclass
+class HarnessOptions:
+    out_dir: Path
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    version: str | None = None
+    python: str | None = None
+    only: str | None = None  # "plain" | "patched" | None for both
+    services: dict[str, str] = field(default_factory=dict)
+    allow_network: bool = False
+    stall_threshold: float = 0.1
+    rerun_suspects: bool = True
+    #: The command-line options that shaped the run, for the result's "reproduce".
+    reproduce_args: list[str] = field(default_factory=list)
+
+
+class SuiteListener:
+    """What the CLI hears while a suite runs (the default hears nothing)."""
+
+    def phase(self, suite: str, text: str) -> None:
+        pass
+
+    def collected(self, suite: str, mode: str, count: int) -> None:
+        pass
+
+    def outcome(self, suite: str, mode: str, nodeid: str, outcome: str) -> None:
+        pass
+
+
+def result_path(out_dir: Path, result: Result) -> Path:
+    short = ".".join(result.python.split(".")[:2])
+    return out_dir / f"{result.suite}-{result.version}-py{short}.json"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_suite(
+    manifest: Manifest,
+    options: HarnessOptions,
+    listener: SuiteListener | None = None,
+) -> tuple[Result, Path]:
+    """Run ``manifest``'s suite and write its result; returns it and where it went."""
+    listener = listener or SuiteListener()
+    result = Result(
+        suite=manifest.name,
+        library=manifest.distribution,
+        version=options.version or manifest.version,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        greenpatch_version=greenpatch.__version__,
+        started_at=_now(),
+        reproduce=shlex.join(["greenpatch", "compat", "run", _suite_ref(manifest)])
+        + "".join(f" {shlex.quote(arg)}" for arg in options.reproduce_args),
+    )
+    try:
+        _run(manifest, options, listener, result)
+    except (SourceError, EnvironmentError_, ServiceUnavailable) as exc:
+        result.not_run_reason = str(exc)
+        result.incomplete = True
+    except KeyboardInterrupt:
+        result.incomplete = True
+        result.notes.append("interrupted (Ctrl-C): partial result")
+        _finish(result, options)
+        raise
+    return result, _finish(result, options)
+
+
+def _finish(result: Result, options: HarnessOptions) -> Path:
+    result.finished_at = _now()
+    result.count_verdicts()
+    return write_result(result_path(options.out_dir, result), result)
+
+
+def _run(
+    manifest: Manifest, options: HarnessOptions, listener: SuiteListener, result: Result
+) -> None:
+    name = manifest.name
+    listener.phase(name, "fetching tests")
+    source = prepare_source(manifest, options.version, options.cache_dir)
+    result.version = source.version
+    result.notes.append(f"tests from {source.origin}")
+    listener.phase(name, "preparing environment")
+    env = _prepare_environment(manifest, source, options.python, options.cache_dir)
+    result.python = env.python_version
+    result.environment = env.packages
+    result.notes.append(f"environment: {env.location} ({env.python})")
+    # Logs and event files of the last run of this suite: evidence beside the result.
+    work_dir = options.out_dir / f".{name}-{source.version}-py{_short(env)}.work"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    listener.phase(name, "starting services")
+    with running_services(manifest.services, options.services, work_dir / "services") as urls:
+        for service, url in urls.items():
+            how = "given" if service in options.services else "started by the harness"
+            result.notes.append(f"service {service}: {url} ({how})")
+        spec = _run_spec(manifest, options, source.root, env, urls, work_dir, result)
+        runs = _both_runs(manifest, options, listener, spec, result)
+        plain, patched = runs.get("plain"), runs.get("patched")
+        result.tests = verdicts.judge_all(plain, patched, manifest.expected_reason)
+        if options.rerun_suspects and plain is not None and patched is not None:
+            _rerun_suspects(name, listener, spec, result)
+        if patched is not None:
+            result.hot_spots = _hot_spots(work_dir / "stalls.jsonl", result)
+        if manifest.probe is not None and options.only != "plain":
+            listener.phase(name, "cooperation probe")
+            result.probe = _probe(manifest, env, urls)
+    _check_runs(runs, result)
+
+
+def _run_spec(
+    manifest: Manifest,
+    options: HarnessOptions,
+    root: Path,
+    env: Environment,
+    urls: dict[str, str],
+    work_dir: Path,
+    result: Result,
+) -> RunSpec:
+    """How both runs are started: the same but for the patch (and the stall monitor)."""
+    service_args, service_env = service_arguments(manifest.services, urls)
+    ignored = _ignored_paths(manifest, root)
+    for path, reason in ignored.items():
+        result.notes.append(f"not collected: {path}: {reason}")
+    return RunSpec(
+        python=env.python,
+        cwd=root,
+        pytest_args=[
+            *manifest.tests,
+            *manifest.pytest_args,
+            *service_args,
+            *(f"--ignore={path}" for path in ignored),
+        ],
+        work_dir=work_dir,
+        env={**manifest.env, **service_env},
+        deselect=[_deselect_entry(entry) for entry in manifest.deselect],
+        per_test_timeout=manifest.per_test_timeout,
+        run_timeout=manifest.run_timeout,
+        allow_network=options.allow_network,
+        patched_env={
+            STALL_FILE_ENV: str(work_dir / "stalls.jsonl"),
+            STALL_THRESHOLD_ENV: str(options.stall_threshold),
+        },
+    )
+
+
+def _check_runs(runs: dict[str, ModeRun], result: Result) -> None:
+    """A run that stopped early makes the result incomplete; one that ran no test
+    at all (usage error, import error, broken patch) makes the suite "not run"."""
+    if any(run.incomplete for run in runs.values()):
+        result.incomplete = True
+    for mode, run in runs.items():
+        if not run.records:
+            first = run.errors[0] if run.errors else "pytest collected no test"
+            lines = first.splitlines()
+            # What happened (first line) and why (a traceback ends with it).
+            excerpt = "\n".join(lines if len(lines) <= 16 else [lines[0], "...", *lines[-15:]])
+            result.not_run_reason = f"the {mode} run ran no test: {excerpt}"
+            return
+
+
+def _ignored_paths(manifest: Manifest, root: Path) -> dict[str, str]:
+    """Deselected whole files or folders: not even imported (a module that fails
+    at import, e.g. for want of TLS certificates, would fail the collection)."""
+    return {
+        entry.id: entry.reason
+        for entry in manifest.deselect
+        if entry.id and "::" not in entry.id and entry.marker is None and (root / entry.id).exists()
+    }
+
+
+def _suite_ref(manifest: Manifest) -> str:
+    builtin = builtin_suites().get(manifest.name)
+    return manifest.name if builtin == manifest.path else str(manifest.path)
+
+
+def _short(env: Environment) -> str:
+    return ".".join(env.python_version.split(".")[:2])
+
+
+def _deselect_entry(entry: Any) -> dict[str, str]:
+    out = {"reason": entry.reason}
+    if entry.id:
+        out["id"] = entry.id
+    if entry.marker:
+        out["marker"] = entry.marker
+    return out
+
+
+def _listen(listener: SuiteListener, suite: str, mode: str) -> EventCallback:
+    def on_event(kind: str, event: dict[str, Any]) -> None:
+        if kind == "collected":
+            listener.collected(suite, mode, int(event["count"]))
+        elif kind == "result":
+            listener.outcome(suite, mode, str(event["nodeid"]), str(event["outcome"]))
+
+    return on_event
+
+
+def _both_runs(
+    manifest: Manifest,
+    options: HarnessOptions,
+    listener: SuiteListener,
+    spec: RunSpec,
+    result: Result,
+) -> dict[str, ModeRun]:
+    runs: dict[str, ModeRun] = {}
+    modes = [options.only] if options.only else ["plain", "patched"]
+    try:
+        for mode in modes:
+            listener.phase(manifest.name, f"{mode} run")
+            runs[mode] = run_mode(spec, mode, on_event=_listen(listener, manifest.name, mode))
+            result.modes[mode] = _summary(runs[mode])
+            if runs[mode].interrupted:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        # The runner killed its child; keep what both runs saw.
+        result.tests = verdicts.judge_all(
+            runs.get("plain"), runs.get("patched"), manifest.expected_reason
+        )
+        raise
+    return runs
+
+
+def _summary(run: ModeRun) -> ModeSummary:
+    return ModeSummary(
+        mode=run.mode,
+        ran=True,
+        counts=run.counts(),
+        duration=round(run.duration, 3),
+        processes=run.processes,
+        exit_codes=run.exit_codes,
+        command=run.command,
+        errors=run.errors,
+        watchdog_seconds=round(run.watchdog_seconds, 3),
+    )
+
+
+def _rerun_suspects(suite: str, listener: SuiteListener, spec: RunSpec, result: Result) -> None:
+    """Re-run each suspected regression once in each mode before it counts."""
+    suspects = [test for test in result.tests if test.verdict == "regression"]
+    if not suspects:
+        return
+    ids = [test.nodeid for test in suspects]
+    listener.phase(suite, f"re-running {len(ids)} suspected regression(s)")
+    plain = run_mode(spec, "plain", only=ids)
+    patched = run_mode(spec, "patched", only=ids) if not plain.interrupted else None
+    if patched is None or patched.interrupted:
+        raise KeyboardInterrupt  # the verdicts stand as first judged
+    for test in suspects:
+        verdicts.confirm(test, plain.records.get(test.nodeid), patched.records.get(test.nodeid))
+    flaky = sum(test.flaky for test in suspects)
+    result.notes.append(
+        f"re-ran {len(ids)} suspected regression(s) once in each mode: "
+        f"{len(ids) - flaky} confirmed, {flaky} flaky"
+    )
+
+
+def _hot_spots(stall_file: Path, result: Result) -> list[dict[str, Any]]:
+    try:
+        from greenpatch.compat_tests import stall
+    except ImportError:
+        result.notes.append("stall monitor not available (compat_tests/stall.py missing)")
+        return []
+    if not stall_file.exists():
+        return []
+    records = stall.read_records(stall_file)
+    spots: list[dict[str, Any]] = stall.aggregate(records)
+    return spots
+
+
+def _probe(manifest: Manifest, env: Environment, urls: dict[str, str]) -> dict[str, Any]:
+    probe = manifest.probe
+    assert probe is not None
+    try:
+        from greenpatch.compat_tests import probes
+    except ImportError:
+        return {"error": "probes not available (compat_tests/probes.py missing)"}
+    missing = [name for name in probe.services if name not in urls]
+    if missing:
+        return {"error": f"probe needs services the manifest does not declare: {missing}"}
+    started = time.monotonic()
+    try:
+        outcome: dict[str, Any] = probes.run_probe(
+            python=env.python,
+            callable=probe.callable,
+            concurrency=probe.concurrency,
+            delay=probe.delay,
+            service_urls={name: urls[name] for name in probe.services},
+            timeout=120.0,
+        )
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}", "wall": time.monotonic() - started}
+    return outcome

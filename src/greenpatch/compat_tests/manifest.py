@@ -1,0 +1,344 @@
+"""Suite manifests: what to run, where its tests come from, and what to expect.
+
+A suite is data (STYLE.md #10): a TOML file says which distribution and version
+to test, where its tests come from, what the tests need (extra packages,
+services and how their address is passed), which tests to deselect and why, and
+which incompatibilities are known and why.  Built-in manifests live in
+``suites/``; any other file is given by path.
+
+A bad manifest is one ``ManifestError`` naming the file, the key and what was
+expected -- never a KeyError three modules later.  See docs/compat.md for the
+format; ``suites/requests.toml`` is the annotated example.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised by the 3.9/3.10 tox envs
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = [
+    "KNOWN_SERVICES",
+    "SUITES_DIR",
+    "Deselect",
+    "Expected",
+    "Manifest",
+    "ManifestError",
+    "ProbeSpec",
+    "ServiceSpec",
+    "builtin_suites",
+    "load_manifest",
+    "resolve_suite",
+]
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+#: The services the harness knows how to start (services.py).
+KNOWN_SERVICES = ("redis",)
+
+SOURCE_KINDS = ("sdist", "path", "vcs")
+ENVIRONMENT_KINDS = ("venv", "current")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used: the file, the key, and what was expected."""
+
+    def __init__(self, path: str | Path, key: str, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        where = f" [{key}]" if key else ""
+        super().__init__(f"{self.path}{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Deselect:
+    """Tests left out of both runs: node-id prefix and/or marker, with a reason."""
+
+    reason: str
+    id: str | None = None
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A known incompatibility: its failure under the patch is not a regression."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service the tests need and how its URL reaches them."""
+
+    name: str
+    #: pytest option that receives the URL (e.g. "--redis-url") ...
+    option: str | None = None
+    #: ... and/or the environment variable that does.
+    env: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    callable: str
+    concurrency: int = 20
+    delay: float = 0.3
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    name: str
+    distribution: str
+    version: str
+    description: str = ""
+    source_kind: str = "sdist"
+    #: For "path": a directory (relative paths are relative to the manifest).
+    source_path: Path | None = None
+    #: For "vcs": a pip-style URL, e.g. "git+https://github.com/psf/requests@v2.32.3".
+    source_url: str | None = None
+    #: Test paths, relative to the source root, given to pytest.
+    tests: tuple[str, ...] = ("tests",)
+    environment: str = "venv"
+    requirements: tuple[str, ...] = ()
+    #: Installed with --no-deps after the rest: for packages whose own pins
+    #: conflict with greenpatch's (httpbin pins greenlet<3 for a server we do not use).
+    requirements_no_deps: tuple[str, ...] = ()
+    install_library: bool = True
+    pytest_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    per_test_timeout: float = 60.0
+    run_timeout: float = 1800.0
+    services: tuple[ServiceSpec, ...] = ()
+    deselect: tuple[Deselect, ...] = ()
+    expected: tuple[Expected, ...] = ()
+    probe: ProbeSpec | None = None
+
+    @property
+    def pinned_version(self) -> str | None:
+        """The exact version when ``version`` is "==X" (or a bare "X"), else None."""
+        spec = self.version.strip()
+        if spec.startswith("=="):
+            return spec[2:].strip()
+        if spec and spec[0].isdigit():
+            return spec
+        return None
+
+    def expected_reason(self, nodeid: str) -> str | None:
+        for entry in self.expected:
+            if nodeid == entry.id or nodeid.startswith(entry.id + "::"):
+                return entry.reason
+        return None
+
+
+class _Table:
+    """Typed reads of one TOML table, each failure naming the file and dotted key."""
+
+    def __init__(self, path: Path, data: Any, prefix: str) -> None:
+        self.path = path
+        self.prefix = prefix
+        if not isinstance(data, dict):
+            raise ManifestError(path, prefix, f"expected a table, got {_kind(data)}")
+        self.data: dict[str, Any] = data
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, problem: str) -> ManifestError:
+        return ManifestError(self.path, self.key(name), problem)
+
+    def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        if name not in self.data:
+            if required:
+                raise self.error(name, "missing; expected a string")
+            return default
+        value = self.data[name]
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, f"expected a non-empty string, got {_kind(value)}")
+        return str(value)
+
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
+            raise self.error(name, f"expected a number > {minimum:g}, got {value!r}")
+        return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error(name, f"expected a list of strings, got {_kind(value)}")
+        return tuple(value)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(name, default)
+        if value not in choices:
+            raise self.error(name, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.path, self.data.get(name, {}), self.key(name))
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.data.get(name, [])
+        if not isinstance(value, list):
+            raise self.error(name, f"expected an array of tables ([[{name}]]), got {_kind(value)}")
+        return [_Table(self.path, item, f"{self.key(name)}[{i}]") for i, item in enumerate(value)]
+
+    def check_known(self, known: tuple[str, ...]) -> None:
+        for name in self.data:
+            if name not in known:
+                raise self.error(name, f"unknown key; expected one of {', '.join(known)}")
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate the manifest at ``path``."""
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(path, "", f"cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(path, "", f"not valid TOML: {exc}") from exc
+    top = _Table(path, raw, "")
+    top.check_known(
+        ("suite", "source", "environment", "pytest", "services", "deselect", "expected", "probe")
+    )
+    suite = top.table("suite")
+    suite.check_known(("name", "distribution", "version", "description"))
+    source = top.table("source")
+    source.check_known(("kind", "path", "url", "tests"))
+    environment = top.table("environment")
+    environment.check_known(
+        ("kind", "requirements", "requirements_no_deps", "install_library", "env")
+    )
+    pytest_table = top.table("pytest")
+    pytest_table.check_known(("args", "per_test_timeout", "run_timeout"))
+
+    distribution = suite.string("distribution", required=True) or ""
+    source_kind = source.choice("kind", SOURCE_KINDS, "sdist")
+    source_path = None
+    if source_kind == "path":
+        raw_path = Path(source.string("path", required=True) or "")
+        source_path = raw_path if raw_path.is_absolute() else (path.parent / raw_path).resolve()
+    source_url = source.string("url", required=source_kind == "vcs")
+    version = suite.string("version", required=source_kind == "sdist") or "local"
+
+    env_vars = environment.data.get("env", {})
+    if not isinstance(env_vars, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
+    ):
+        raise environment.error("env", f"expected a table of strings, got {_kind(env_vars)}")
+
+    return Manifest(
+        path=path,
+        name=suite.string("name", distribution) or distribution,
+        distribution=distribution,
+        version=version,
+        description=suite.string("description", "") or "",
+        source_kind=source_kind,
+        source_path=source_path,
+        source_url=source_url,
+        tests=source.strings("tests", ("tests",)),
+        environment=environment.choice("kind", ENVIRONMENT_KINDS, "venv"),
+        requirements=environment.strings("requirements"),
+        requirements_no_deps=environment.strings("requirements_no_deps"),
+        install_library=environment.boolean("install_library", True),
+        env=dict(env_vars),
+        pytest_args=pytest_table.strings("args"),
+        per_test_timeout=pytest_table.number("per_test_timeout", 60.0),
+        run_timeout=pytest_table.number("run_timeout", 1800.0),
+        services=_services(top.table("services")),
+        deselect=tuple(_deselect(table) for table in top.tables("deselect")),
+        expected=tuple(_expected(table) for table in top.tables("expected")),
+        probe=_probe(top.table("probe")) if "probe" in top.data else None,
+    )
+
+
+def _services(table: _Table) -> tuple[ServiceSpec, ...]:
+    specs = []
+    for name in table.data:
+        if name not in KNOWN_SERVICES:
+            raise table.error(name, f"unknown service; the harness can start {KNOWN_SERVICES}")
+        service = table.table(name)
+        service.check_known(("option", "env"))
+        option, env = service.string("option"), service.string("env")
+        if option is None and env is None:
+            raise service.error("option", "say how the URL is passed: option = '--x' or env = 'X'")
+        specs.append(ServiceSpec(name=name, option=option, env=env))
+    return tuple(specs)
+
+
+def _deselect(table: _Table) -> Deselect:
+    table.check_known(("id", "marker", "reason"))
+    entry = Deselect(
+        reason=table.string("reason", required=True) or "",
+        id=table.string("id"),
+        marker=table.string("marker"),
+    )
+    if entry.id is None and entry.marker is None:
+        raise table.error("id", "a deselect entry needs an id (node-id prefix) or a marker")
+    return entry
+
+
+def _expected(table: _Table) -> Expected:
+    table.check_known(("id", "reason"))
+    return Expected(
+        id=table.string("id", required=True) or "",
+        reason=table.string("reason", required=True) or "",
+    )
+
+
+def _probe(table: _Table) -> ProbeSpec:
+    table.check_known(("callable", "concurrency", "delay", "services"))
+    target = table.string("callable", required=True) or ""
+    if ":" not in target:
+        raise table.error("callable", f"expected 'module:function', got {target!r}")
+    services = table.strings("services")
+    for name in services:
+        if name not in KNOWN_SERVICES:
+            raise table.error("services", f"unknown service {name!r}; known: {KNOWN_SERVICES}")
+    return ProbeSpec(
+        callable=target,
+        concurrency=int(table.number("concurrency", 20, minimum=0)),
+        delay=table.number("delay", 0.3),
+        services=services,
+    )
+
+
+def builtin_suites() -> dict[str, Path]:
+    """Built-in suite name -> manifest path."""
+    return {path.stem: path for path in sorted(SUITES_DIR.glob("*.toml"))}
+
+
+def resolve_suite(name_or_path: str) -> Manifest:
+    """A built-in suite by name, or a manifest file by path."""
+    builtins = builtin_suites()
+    if name_or_path in builtins:
+        return load_manifest(builtins[name_or_path])
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        return load_manifest(candidate)
+    raise ManifestError(
+        name_or_path,
+        "",
+        f"no built-in suite of that name (built-in: {', '.join(builtins) or 'none'}) "
+        "and no manifest file at that path",
+    )

@@ -1,0 +1,142 @@
+"""Where a suite's tests come from: an sdist from the index, a local path, a VCS URL.
+
+By default the tests are the library's own, from the source distribution of the
+exact version under test (requests' and redis-py's sdists both carry ``tests/``),
+so the suite matches the code it tests.  Sources are unpacked once into the
+cache (``<cache>/sources/<dist>-<version>``) and reused; a stamp file written
+last marks an unpack that finished, so an interrupted one is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenpatch.compat_tests.manifest import Manifest
+
+__all__ = ["Source", "SourceError", "prepare_source", "requirement"]
+
+_STAMP = ".greenpatch-source-complete"
+
+
+class SourceError(RuntimeError):
+    """The tests could not be had; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Source:
+    root: Path
+    #: The exact version the tests belong to ("local" for an unversioned path).
+    version: str
+    origin: str
+
+
+def requirement(distribution: str, spec: str) -> str:
+    """``requests`` + ``2.32.3`` -> ``requests==2.32.3``; operators are kept."""
+    spec = spec.strip()
+    if not spec or spec == "*":
+        return distribution
+    if spec[0].isdigit():
+        return f"{distribution}=={spec}"
+    return f"{distribution}{spec}"
+
+
+def prepare_source(manifest: Manifest, version_spec: str | None, cache: Path) -> Source:
+    spec = version_spec or manifest.version
+    if manifest.source_kind == "path":
+        root = manifest.source_path
+        if root is None or not root.is_dir():
+            raise SourceError(f"{manifest.path}: source.path {root} is not a directory")
+        return Source(root=root, version=spec, origin=f"local path {root}")
+    if manifest.source_kind == "vcs":
+        return _vcs_source(manifest, cache)
+    return _sdist_source(manifest, spec, cache)
+
+
+def _sdist_source(manifest: Manifest, spec: str, cache: Path) -> Source:
+    sources = cache / "sources"
+    pinned = spec[2:].strip() if spec.startswith("==") else spec if spec[:1].isdigit() else None
+    if pinned is not None:
+        cached = sources / f"{manifest.distribution}-{pinned}"
+        if (cached / _STAMP).exists():
+            return Source(
+                root=_only_child(cached), version=pinned, origin=f"sdist (cached) {cached}"
+            )
+    sources.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=sources, prefix=".download-") as temp:
+        wanted = requirement(manifest.distribution, spec)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        command += ["--disable-pip-version-check", "-q", "-d", temp, wanted]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        archives = [p for p in Path(temp).iterdir() if p.name.endswith((".tar.gz", ".zip"))]
+        if done.returncode != 0 or not archives:
+            raise SourceError(
+                f"could not download the sdist of {wanted} from the package index "
+                f"(pip said: {done.stderr.strip()[-500:] or 'nothing'}); check the version, "
+                "or give the tests by path (source.kind = 'path')"
+            )
+        archive = archives[0]
+        version = _version_from_archive(archive.name)
+        target = sources / f"{manifest.distribution}-{version}"
+        if target.exists():
+            shutil.rmtree(target)
+        _unpack(archive, target)
+        (target / _STAMP).write_text(archive.name + "\n")
+    return Source(root=_only_child(target), version=version, origin=f"sdist {archive.name}")
+
+
+def _version_from_archive(filename: str) -> str:
+    # sdist names are "<name>-<version>.tar.gz"; a version never holds a "-".
+    stem = re.sub(r"\.(tar\.gz|zip)$", "", filename)
+    return stem.rsplit("-", 1)[-1]
+
+
+def _unpack(archive: Path, target: Path) -> None:
+    target.mkdir(parents=True)
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(target)
+        return
+    with tarfile.open(archive) as bundle:
+        if hasattr(tarfile, "data_filter"):
+            bundle.extractall(target, filter="data")
+        else:  # pragma: no cover - Python < 3.12 without the backported filters
+            bundle.extractall(target)
+
+
+def _only_child(directory: Path) -> Path:
+    """An sdist unpacks into one ``name-version/`` folder: that is the root."""
+    children = [p for p in directory.iterdir() if p.is_dir()]
+    return children[0] if len(children) == 1 else directory
+
+
+def _vcs_source(manifest: Manifest, cache: Path) -> Source:
+    url = manifest.source_url or ""
+    if not url.startswith("git+"):
+        raise SourceError(
+            f"{manifest.path}: source.url {url!r}: only git+URL sources are supported"
+        )
+    if shutil.which("git") is None:
+        raise SourceError("source.kind = 'vcs' needs git on PATH")
+    repo, at, ref = url[4:].rpartition("@")
+    if not at or "/" in ref:  # no "@ref", or the "@" of "ssh://git@host/..."
+        repo, ref = url[4:], ""
+    key = hashlib.sha256(url.encode()).hexdigest()[:12]
+    target = cache / "sources" / f"{manifest.distribution}-vcs-{key}"
+    if not (target / _STAMP).exists():
+        if target.exists():
+            shutil.rmtree(target)
+        command = ["git", "clone", "--depth", "1", *(["--branch", ref] if ref else []), repo]
+        done = subprocess.run([*command, str(target)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SourceError(f"git clone of {url} failed: {done.stderr.strip()[-500:]}")
+        (target / _STAMP).write_text(url + "\n")
+    return Source(root=target, version=ref or "vcs", origin=f"vcs {url}")
