@@ -46,8 +46,8 @@ unit: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks docs/examples
-	$(PY) -m ruff format --check src tests benchmarks docs/examples
+	$(PY) -m ruff check src tests benchmarks docs/examples tools
+	$(PY) -m ruff format --check src tests benchmarks docs/examples tools
 	$(PY) -m mypy
 
 ## bench: peers side by side (installs the benchmark-only peers)

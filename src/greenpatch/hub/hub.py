@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import traceback
+import weakref
 from _thread import get_ident as _get_ident
 from typing import Any, Callable
 
@@ -94,7 +95,11 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         if loop is None:
             loop = Loop(default=self.thread_ident == threading.main_thread().ident)
         self.loop = loop
-        self.loop.error_handler = self.handle_error
+        # Weakly: a hub must die by reference counting when its thread ends
+        # (in that thread).  Through a cycle it would be left to the garbage
+        # collector of another thread, and greenlet 3.5 crashes traversing a
+        # dead thread's greenlets there (tools/stdlib_tests.py, test_socket).
+        self.loop.error_handler = _weak_error_handler(self)
         self.switch_hooks = []
         self._fd_waits: dict[int, list[Watcher]] = {}
         # Worker greenlets parked between tasks, see greenlet.py.
@@ -156,7 +161,14 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         while not self._destroyed:
             try:
                 alive = run_once()
-            except (SystemExit, KeyboardInterrupt) as exc:
+            except GreenletExit:
+                raise
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt, or whatever a Python signal
+                # handler raised: the handler ran here because the main thread
+                # was waiting in the loop, but the exception is the main
+                # greenlet's, as the stdlib raises it in the main thread.
+                # Letting it end run() would kill the hub for good.
                 self._to_main(exc)
                 continue
             if not alive and not self._destroyed:
@@ -385,6 +397,19 @@ def _reinit_after_fork() -> None:
     hub = getattr(_local, "hub", None)
     if hub is not None and not hub.loop.closed:
         hub.loop.reinit()
+
+
+def _weak_error_handler(hub: Hub) -> Callable[..., None]:
+    ref = weakref.ref(hub)
+
+    def handle_error(*args: Any) -> None:
+        alive = ref()
+        if alive is not None:
+            alive.handle_error(*args)
+        else:
+            traceback.print_exception(*args[1:], file=sys.stderr)
+
+    return handle_error
 
 
 def get_hub() -> Hub:

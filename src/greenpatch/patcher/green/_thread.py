@@ -239,7 +239,13 @@ start_new = start_new_thread
 
 def _count() -> int:
     """Green threads started here and still running, plus real ones."""
-    return len(_running) + _real_count()
+    # Minus greenpatch's own pool workers (getaddrinfo...): they are not the
+    # program's threads, and code that waits for its threads to be gone
+    # (CPython's threading_helper, leak checks) would wait out their idle timeout.
+    from greenpatch.hub.threadpool import _pools
+
+    internal = sum(pool._threads for pool in list(_pools))
+    return len(_running) + max(_real_count() - internal, 0)
 
 
 # -- up to 3.12: the sentinel lock ---------------------------------------------

@@ -12,6 +12,7 @@ A zero timeout never touches the hub: it asks the kernel directly (the original
 
 from __future__ import annotations
 
+import operator
 import select as _stdlib
 from collections.abc import Iterable
 from typing import Any
@@ -100,22 +101,17 @@ def select(
     rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """``select.select`` that waits on the hub (exceptional conditions are not watched)."""
-    rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
-    if timeout is not None:
-        timeout = float(timeout)
-        if timeout < 0:
-            raise ValueError("timeout must be non-negative")
+    timeout = _seconds(timeout)
     if timeout == 0:
         return _original_select(rlist, wlist, xlist, 0)
+    # As the C code: each sequence read once, fileno() called once per object.
+    readers, writers = _with_filenos(rlist), _with_filenos(wlist)
+    _with_filenos(xlist)  # validated; exceptional conditions are not watched
     interest: dict[int, int] = {}
-    for obj in rlist:
-        fd = _fileno(obj)
+    for _obj, fd in readers:
         interest[fd] = interest.get(fd, 0) | READ
-    for obj in wlist:
-        fd = _fileno(obj)
+    for _obj, fd in writers:
         interest[fd] = interest.get(fd, 0) | WRITE
-    for obj in xlist:
-        _fileno(obj)
     if not interest:
         _block_forever_or_sleep(timeout)
         return [], [], []
@@ -123,10 +119,36 @@ def select(
     if not ready:
         return [], [], []
     return (
-        [obj for obj in rlist if ready.get(_fileno(obj), 0) & READ],
-        [obj for obj in wlist if ready.get(_fileno(obj), 0) & WRITE],
+        [obj for obj, fd in readers if ready.get(fd, 0) & READ],
+        [obj for obj, fd in writers if ready.get(fd, 0) & WRITE],
         [],
     )
+
+
+def _seconds(timeout: Any) -> float | None:
+    """select()'s timeout checks: a float, an integer or None (TypeError otherwise)."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, float):
+        try:
+            timeout = operator.index(timeout)
+        except TypeError:
+            raise TypeError("timeout must be a float or None") from None
+    if timeout < 0:
+        raise ValueError("timeout must be non-negative")
+    return float(timeout)
+
+
+def _with_filenos(objects: Iterable[Any]) -> list[tuple[Any, int]]:
+    """(object, fd) pairs; a list's length is re-read, as fileno() may shrink it."""
+    seq = objects if isinstance(objects, (list, tuple)) else list(objects)
+    pairs = []
+    index = 0
+    while index < len(seq):
+        obj = seq[index]
+        pairs.append((obj, _fileno(obj)))
+        index += 1
+    return pairs
 
 
 class poll:

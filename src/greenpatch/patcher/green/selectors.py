@@ -13,9 +13,11 @@ from typing import Any
 
 from greenpatch.hub.watchers import READ, WRITE
 from greenpatch.patcher.green.select import _original_select, _wait_for_events
+from greenpatch.patcher.green.select import poll as _green_poll
+from greenpatch.patcher.green.select import select as _green_select
 
 __target__ = "selectors"
-__implements__ = ["DefaultSelector"]
+__implements__ = ["DefaultSelector", "PollSelector", "SelectSelector"]
 
 EVENT_READ = _stdlib.EVENT_READ
 EVENT_WRITE = _stdlib.EVENT_WRITE
@@ -64,3 +66,21 @@ class HubSelector(_stdlib._BaseSelectorImpl):
 
 
 DefaultSelector = HubSelector
+
+
+# The stdlib's PollSelector and SelectSelector bind select.poll / select.select
+# when selectors is imported -- before patching, since socket imports selectors.
+# Explicit users (socket._sendfile_use_sendfile, subprocess, multiprocessing)
+# would block the thread; these wait on the hub.
+class PollSelector(_stdlib.PollSelector):
+    """``selectors.PollSelector`` over the green ``select.poll``."""
+
+    _selector_cls = _green_poll
+
+
+class SelectSelector(_stdlib.SelectSelector):
+    """``selectors.SelectSelector`` over the green ``select.select``."""
+
+    def _select(self, r: Any, w: Any, _: Any, timeout: float | None = None) -> Any:
+        r, w, x = _green_select(r, w, w, timeout)
+        return r, w + x, []

@@ -27,7 +27,7 @@ import socket as _stdlib
 import sys
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 # Imported here, before the registry swaps socket's functions: the resolver
 # binds the original ones at its import.
@@ -71,6 +71,8 @@ _timeout_error = _stdlib.timeout
 _getdefaulttimeout = _stdlib.getdefaulttimeout
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN}
 _UNSET: Any = object()
+# A blocking stdlib socket (timeout None) raises EAGAIN for MSG_DONTWAIT instead of waiting.
+_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 
 
 def _closed_error() -> OSError:
@@ -106,12 +108,14 @@ class socket(_StdlibSocket):
                 raise ValueError("Invalid value NaN (not a number)")
             if value < 0.0:
                 raise ValueError("Timeout value out of range")
+        _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
         self._gp_timeout = value
 
     def gettimeout(self) -> float | None:
         return self._gp_timeout
 
     def setblocking(self, flag: bool) -> None:
+        _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
         self._gp_timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
@@ -155,7 +159,7 @@ class socket(_StdlibSocket):
             try:
                 return _c_recv(self, bufsize, flags)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(READ, self._gp_timeout)
 
@@ -164,7 +168,7 @@ class socket(_StdlibSocket):
             try:
                 return _c_recv_into(self, buffer, nbytes, flags)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(READ, self._gp_timeout)
 
@@ -173,7 +177,7 @@ class socket(_StdlibSocket):
             try:
                 return _c_recvfrom(self, bufsize, flags)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(READ, self._gp_timeout)
 
@@ -182,7 +186,7 @@ class socket(_StdlibSocket):
             try:
                 return _c_recvfrom_into(self, buffer, nbytes, flags)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(READ, self._gp_timeout)
 
@@ -193,7 +197,7 @@ class socket(_StdlibSocket):
                 try:
                     return _c_recvmsg(self, bufsize, ancbufsize, flags)
                 except BlockingIOError:
-                    if self._gp_timeout == 0.0:
+                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                         raise
                 self._wait(READ, self._gp_timeout)
 
@@ -202,7 +206,7 @@ class socket(_StdlibSocket):
                 try:
                     return _c_recvmsg_into(self, buffers, ancbufsize, flags)
                 except BlockingIOError:
-                    if self._gp_timeout == 0.0:
+                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                         raise
                 self._wait(READ, self._gp_timeout)
 
@@ -212,7 +216,7 @@ class socket(_StdlibSocket):
             try:
                 return _c_send(self, data, flags)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(WRITE, self._gp_timeout)
 
@@ -227,21 +231,24 @@ class socket(_StdlibSocket):
                 try:
                     sent += _c_send(self, byte_view[sent:], flags)
                 except BlockingIOError:
-                    if timeout == 0.0:
+                    if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
                         raise
                     self._deadline_wait(WRITE, deadline)
 
-    def sendto(self, data: Any, flags_or_address: Any, address: Any = _UNSET) -> int:
-        if address is _UNSET:
-            flags, address = 0, flags_or_address
+    def sendto(self, *args: Any) -> int:
+        if len(args) == 2:
+            data, address = args
+            flags = 0
+        elif len(args) == 3:
+            data, flags, address = args
         else:
-            flags = flags_or_address
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args)} given)")
         address = self._resolve(address)
         while True:
             try:
                 return _c_sendto(self, data, flags, address)
             except BlockingIOError:
-                if self._gp_timeout == 0.0:
+                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                     raise
             self._wait(WRITE, self._gp_timeout)
 
@@ -256,7 +263,7 @@ class socket(_StdlibSocket):
                         return int(_c_sendmsg(self, buffers, ancdata, flags))
                     return int(_c_sendmsg(self, buffers, ancdata, flags, address))
                 except BlockingIOError:
-                    if self._gp_timeout == 0.0:
+                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
                         raise
                 self._wait(WRITE, self._gp_timeout)
 
@@ -405,6 +412,7 @@ class socket(_StdlibSocket):
         _c_close(self)
 
     def detach(self) -> int:
+        self._closed = True  # as the stdlib's detach()
         self._gp_cancel_waits()
         return int(_c_detach(self))
 
@@ -429,6 +437,17 @@ def _is_numeric_host(host: str) -> bool:
             continue
         return True
     return False
+
+
+_T = TypeVar("_T")
+_STDLIB_ORIGINALS = {"socket": _StdlibSocket, "getaddrinfo": _stdlib.getaddrinfo}
+
+
+def _late(name: str, ours: _T) -> _T:
+    """``socket.<name>`` as it is now, as the stdlib looks it up at call time (tests
+    and users replace ``socket.socket``); ours while it is still the original."""
+    current = getattr(_stdlib, name)
+    return ours if current is _STDLIB_ORIGINALS[name] else current
 
 
 # -- constructors -------------------------------------------------------------------
@@ -456,16 +475,16 @@ def create_connection(
     source_address: tuple[str, int] | None = None,
     *,
     all_errors: bool = False,
-) -> socket:
+) -> _StdlibSocket:
     """Connect to ``(host, port)`` trying each resolved address, as the stdlib does."""
     host, port = address
     errors: list[Exception] = []
-    for family, socktype, proto, _canonname, sockaddr in getaddrinfo(
+    for family, socktype, proto, _canonname, sockaddr in _late("getaddrinfo", getaddrinfo)(
         host, port, 0, _stdlib.SOCK_STREAM
     ):
         sock = None
         try:
-            sock = socket(family, socktype, proto)
+            sock = _late("socket", socket)(family, socktype, proto)
             if timeout is not _stdlib._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
                 sock.settimeout(timeout)
             if source_address:
@@ -491,7 +510,7 @@ def create_server(
     backlog: int | None = None,
     reuse_port: bool = False,
     dualstack_ipv6: bool = False,
-) -> socket:
+) -> _StdlibSocket:
     """A green listening socket bound to ``address`` (the stdlib's options)."""
     if reuse_port and not hasattr(_stdlib, "SO_REUSEPORT"):
         raise ValueError("SO_REUSEPORT not supported on this platform")
@@ -500,7 +519,7 @@ def create_server(
             raise ValueError("dualstack_ipv6 not supported on this platform")
         if family != _stdlib.AF_INET6:
             raise ValueError("dualstack_ipv6 requires AF_INET6 family")
-    sock = socket(family, _stdlib.SOCK_STREAM)
+    sock = _late("socket", socket)(family, _stdlib.SOCK_STREAM)
     try:
         if os.name not in ("nt", "cygwin") and hasattr(_stdlib, "SO_REUSEADDR"):
             sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR, 1)
