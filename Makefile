@@ -12,11 +12,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: test
 
-## system-deps: the libev headers, and redis-server for the harness's services
+## system-deps: the libev headers, redis-server for the harness's services and
+## chromium for the report's browser test
 system-deps:
 	@missing=""; \
 	{ [ -f /usr/include/ev.h ] || [ -f /usr/local/include/ev.h ] || [ -f /usr/include/libev/ev.h ] || [ -f /opt/homebrew/include/ev.h ]; } || missing="$$missing libev-dev"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then \
 	  :; \
 	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \

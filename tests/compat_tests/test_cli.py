@@ -204,3 +204,26 @@ def test_summary_shows_parametrized_ids_and_the_speed_ratio_without_hangs() -> N
     assert "t.py::test_proxy[http_proxy-http]: no report for 60 s" in text
     assert "1.20" in text  # (72 - 60) / 10
     assert "60 s in hangs" in text
+
+
+def test_compat_matrix_prints_tox_envs_and_a_github_matrix() -> None:
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "greenpatch", "compat", "matrix", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert run("--python", "3.12").split() == ["compat-redis-py312", "compat-requests-py312"]
+    matrix = json.loads(run("--github", "--python", "3.11"))
+    assert {cell["toxenv"] for cell in matrix["include"]} == {
+        "compat-redis-py311",
+        "compat-requests-py311",
+    }

@@ -79,6 +79,16 @@ def add_arguments(compat: argparse.ArgumentParser) -> None:
     run_parser.set_defaults(compat_handler=_handle_run)
     listing = commands.add_parser("list", help="show the built-in suites")
     listing.set_defaults(compat_handler=_handle_list)
+    matrix = commands.add_parser(
+        "matrix", help="print the CI matrix: tox env names, or --github JSON"
+    )
+    matrix.add_argument(
+        "--github", action="store_true", help="a GitHub Actions strategy.matrix (JSON)"
+    )
+    matrix.add_argument(
+        "--python", action="append", dest="pythons", metavar="X.Y", help="Python versions"
+    )
+    matrix.set_defaults(compat_handler=_handle_matrix)
 
 
 def _check_extra() -> None:
@@ -223,6 +233,22 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _handle_matrix(args: argparse.Namespace) -> int:
+    from greenpatch.compat_tests.manifest import builtin_suites
+    from greenpatch.reports.matrix import DEFAULT_PYTHONS, format_github_matrix, tox_envs
+
+    suites = sorted(builtin_suites())
+    pythons = args.pythons or list(DEFAULT_PYTHONS)
+    try:
+        if args.github:
+            print(format_github_matrix(suites, pythons))
+        else:
+            print("\n".join(tox_envs(suites, pythons)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0
 
 
 def _handle_list(args: argparse.Namespace) -> int:
