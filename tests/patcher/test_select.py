@@ -127,3 +127,28 @@ def test_default_selector_timeout(pair):
     with gselectors.DefaultSelector() as selector:
         selector.register(a, stdlib_selectors.EVENT_READ)
         assert selector.select(0.02) == []
+
+
+def test_closing_a_socket_wakes_a_greenlet_selecting_on_it():
+    from greenpatch.patcher.green import socket as gsocket
+
+    a, b = gsocket.socketpair()
+    errors = []
+
+    def selector():
+        try:
+            gselect.select([a], [], [], 10)
+        except OSError as exc:
+            errors.append(exc.errno)
+
+    loop = greenpatch.get_hub().loop
+    before = loop.active_watcher_count
+    glet = greenpatch.spawn(selector)
+    greenpatch.sleep(0)
+    a.close()
+    glet.join(10)
+    b.close()
+    assert errors == [9]  # EBADF, not a hang and not a libev abort
+    assert not greenpatch.get_hub()._fd_waits
+    greenpatch.sleep(0.01)  # no stray cancellation reaches the main greenlet later
+    assert loop.active_watcher_count == before

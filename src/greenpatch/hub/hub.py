@@ -245,16 +245,30 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         if watcher.waiter is waiter and not waiter.dead:
             waiter.throw(error)
 
+    def track_fd(self, fd: int, watcher: Watcher) -> None:
+        """Let ``cancel_fd_waits(fd)`` reach ``watcher`` (whose ``waiter`` is set).
+
+        Every wait on a descriptor that someone else may close should be tracked:
+        closing a descriptor libev still polls confuses its epoll backend.
+        """
+        self._fd_waits.setdefault(fd, []).append(watcher)
+
+    def untrack_fd(self, fd: int, watcher: Watcher) -> None:
+        waits = self._fd_waits.get(fd)
+        if waits is None:
+            return
+        if watcher in waits:
+            waits.remove(watcher)
+        if not waits:
+            del self._fd_waits[fd]
+
     def _wait_fd(self, fd: int, events: int, timeout: float | None, timeout_exc: Any) -> None:
         watcher = IoWatcher(self.loop, fd, events)
-        waits = self._fd_waits.setdefault(fd, [])
-        waits.append(watcher)
+        self.track_fd(fd, watcher)
         try:
             self.wait(watcher, timeout, timeout_exc)
         finally:
-            waits.remove(watcher)
-            if not waits and self._fd_waits.get(fd) is waits:
-                del self._fd_waits[fd]
+            self.untrack_fd(fd, watcher)
             watcher.close()
 
     def wait_read(self, fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:

@@ -78,12 +78,19 @@ def _wait_for_events(interest: dict[int, int], timeout: float | None) -> dict[in
                 if events & flag:
                     watcher = hub.loop.io(fd, flag)
                     watcher.start(on_event, fd, flag)
-                    watchers.append(watcher)
+                    # Tracked, so that closing the socket in another greenlet
+                    # wakes us with EBADF instead of leaving libev polling a
+                    # closed descriptor.
+                    watcher.waiter = current
+                    hub.track_fd(fd, watcher)
+                    watchers.append((fd, watcher))
         if timeout is not None:
             timer = hub.loop.call_later(max(timeout, 0.0), wake)
         hub.switch()
     finally:
-        for watcher in watchers:
+        for fd, watcher in watchers:
+            hub.untrack_fd(fd, watcher)
+            watcher.waiter = None  # no cancellation may reach us after this wait
             watcher.close()
         if timer is not None:
             timer.cancel()

@@ -409,6 +409,11 @@ class socket(_StdlibSocket):
 
     def _real_close(self, _ss: Any = _C) -> None:
         self._gp_cancel_waits()
+        fd = self.fileno()
+        if fd >= 0:
+            # Others waiting on this descriptor (select(), wait_read) in this
+            # thread's hub are woken with EBADF before it is closed.
+            get_hub().cancel_fd_waits(fd, _closed_error())
         _c_close(self)
 
     def detach(self) -> int:
