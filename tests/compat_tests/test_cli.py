@@ -96,6 +96,22 @@ def test_regression_makes_the_run_fail_and_fail_on_none_does_not(
     assert cli.main(argv) == 0
 
 
+def test_relative_out_works_and_fail_on_not_run_ignores_regressions(
+    tmp_path: Path, tinylib_manifest_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _small_suite(
+        tmp_path,
+        tinylib_manifest_text,
+        '["check_tiny.py::test_passes", "check_tiny.py::test_regression"]',
+    )
+    monkeypatch.chdir(tmp_path)
+    argv = ["compat", "run", str(manifest), "--out", "rel-out", "--fail-on", "not-run"]
+    assert cli.main(argv) == 0  # a regression, but the suite did run
+    (result_file,) = (tmp_path / "rel-out").glob("tinylib-*.json")
+    data = json.loads(result_file.read_text())
+    assert data["verdicts"] == {"passed": 1, "regression": 1}
+
+
 def test_only_plain_runs_one_mode(tmp_path: Path, tinylib_manifest_text: str) -> None:
     manifest = _small_suite(tmp_path, tinylib_manifest_text, '["check_tiny.py::test_passes"]')
     out = tmp_path / "out"

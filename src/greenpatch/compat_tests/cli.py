@@ -27,7 +27,9 @@ from typing import Any
 __all__ = ["HELP", "add_arguments", "main", "run"]
 
 MODES = ("plain", "patched")
-FAIL_ON = ("regressions", "none")
+#: What makes `compat run` exit 1: "regressions" (or a suite that could not run),
+#: "not-run" (only a suite that could not run: the harness itself failed), "none".
+FAIL_ON = ("regressions", "not-run", "none")
 
 
 class UsageError(Exception):
@@ -158,10 +160,12 @@ def _handle_run(args: argparse.Namespace) -> int:
     names = [manifest.name for manifest in manifests]
     if len(set(names)) != len(names):
         raise UsageError(f"a suite is named twice: {names}")
+    # Absolute: the suites run with their own working directory.
+    args.out = args.out.resolve()
     _check_out_dir(args.out)
     options = HarnessOptions(
         out_dir=args.out,
-        cache_dir=args.cache_dir or default_cache_dir(),
+        cache_dir=args.cache_dir.resolve() if args.cache_dir else default_cache_dir(),
         version=args.version,
         python=args.python,
         only=args.only,
@@ -227,7 +231,10 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
     print_summary(summary_console(), results)
     if args.fail_on == "none":
         return 0
-    failing = [r for r, _ in results if r.regressions() or r.not_run_reason]
+    if args.fail_on == "not-run":
+        failing = [r for r, _ in results if r.not_run_reason]
+    else:
+        failing = [r for r, _ in results if r.regressions() or r.not_run_reason]
     return 1 if failing else 0
 
 
