@@ -126,7 +126,9 @@ class socket(_StdlibSocket):
         return self._gp_timeout
 
     # -- waiting ---------------------------------------------------------------
-    def _wait(self, events: int, timeout: float | None) -> None:
+    def _wait(self, events: int, timeout: float | None, message: str = "timed out") -> None:
+        """Wait for ``events`` on one of this socket's reused watchers; on timeout
+        raise ``socket.timeout(message)`` (the ssl twin passes the stdlib's texts)."""
         hub = get_hub()
         if events == READ:
             watcher = self._gp_read
@@ -136,7 +138,7 @@ class socket(_StdlibSocket):
             watcher = self._gp_write
             if watcher is None or watcher.loop is not hub.loop or watcher.closed:
                 watcher = self._gp_write = hub.loop.io(self.fileno(), WRITE)
-        hub.wait(watcher, timeout, _timeout_error("timed out"))
+        hub.wait(watcher, timeout, _timeout_error(message))
 
     def _deadline_wait(self, events: int, deadline: float | None) -> None:
         if deadline is None:

@@ -61,7 +61,6 @@ import ssl as _stdlib
 from time import monotonic
 from typing import Any, Callable
 
-from greenpatch.hub import get_hub
 from greenpatch.hub.watchers import READ, WRITE
 from greenpatch.patcher.green import socket as _gsocket
 
@@ -147,17 +146,7 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
             remaining = deadline - monotonic()
             if remaining <= 0:
                 raise _timeout_error(message)
-        # The green socket's watchers, reused; its own _wait would say "timed out".
-        hub = get_hub()
-        if events == READ:
-            watcher = self._gp_read
-            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
-                watcher = self._gp_read = hub.loop.io(self.fileno(), READ)
-        else:
-            watcher = self._gp_write
-            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
-                watcher = self._gp_write = hub.loop.io(self.fileno(), WRITE)
-        hub.wait(watcher, remaining, _timeout_error(message))
+        self._wait(events, remaining, message)
 
     # -- the calls that may want I/O -----------------------------------------------
     def do_handshake(self, block: bool = False) -> None:
