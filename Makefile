@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.greenpatch-installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all demo sleepers test unit lint bench tox system-deps clean
+.PHONY: all demo sleepers test unit lint soak bench tox system-deps clean
 
 all: test
 
@@ -59,10 +59,19 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks docs/examples tools
 	$(PY) -m mypy
 
-## bench: peers side by side (installs the benchmark-only peers)
+## soak: the soak, leak and load tests (minutes; skipped by the default run)
+soak: $(STAMP)
+	$(PY) -m pytest -m soak tests/soak
+
+## bench: peers side by side (installs the benchmark-only peers; the server
+## benchmarks need wrk: apt-get install wrk)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_hub.py
+	$(PY) benchmarks/bench_sync.py
+	$(PY) benchmarks/bench_import.py
+	$(PY) benchmarks/bench_server.py
+	$(PY) benchmarks/bench_latency.py
 
 ## tox: the Python 3.9-3.13 matrix (pyenv's interpreters are put on PATH)
 PYENV_BINS := $(shell command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare | grep -E '^3\.(9|1[0-3])\.'); do printf '%s/bin:' "$$(pyenv prefix $$v)"; done)
