@@ -61,7 +61,7 @@ lint: $(STAMP)
 
 ## soak: the soak, leak and load tests (minutes; skipped by the default run)
 soak: $(STAMP)
-	$(PY) -m pytest -m soak tests/soak
+	$(PY) -m pytest -m soak
 
 ## bench: peers side by side (installs the benchmark-only peers; the server
 ## benchmarks need wrk: apt-get install wrk)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
+import greenpatch.hub.loop as _loop_module
 from greenpatch.hub.loop import Loop
 from greenpatch.hub.watchers import READ, WRITE, IoWatcher, Watcher
 
@@ -93,7 +94,12 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         super().__init__()
         self.thread_ident = _get_ident()
         if loop is None:
-            loop = Loop(default=self.thread_ident == threading.main_thread().ident)
+            if self.thread_ident == threading.main_thread().ident:
+                # libev's default loop outlives hubs: take it over when the previous
+                # main hub was destroyed (or vanished with its thread in a fork).
+                loop = _adopt_default_loop() or Loop(default=True)
+            else:
+                loop = Loop()
         self.loop = loop
         # Weakly: a hub must die by reference counting when its thread ends
         # (in that thread).  Through a cycle it would be left to the garbage
@@ -338,12 +344,26 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
                 timer.cancel()
 
     def destroy(self, destroy_loop: bool | None = None) -> None:
-        """Stop this hub; its loop is freed unless it is the default one."""
+        """Stop this hub; its loop is freed unless it is the default one.
+
+        Greenlets still blocked on this hub are abandoned: nothing resumes them.
+        Its default thread pool is shut down (calls running on a thread finish,
+        their results are dropped).  The default loop is kept for the next hub of
+        the main thread (``get_hub()`` makes one), without this hub's queued
+        callbacks, timers and greenlet waits but with its signal and child
+        watchers, which belong to the process rather than to a hub.
+        """
         self._destroyed = True
+        # Duck-typed: threadpool.py imports this module, not the other way round.
+        pool = getattr(self, "_threadpool", None)
+        if pool is not None and not pool.closed:
+            pool.kill()
         if destroy_loop is None:
             destroy_loop = not self.loop.default
         if destroy_loop:
             self.loop.destroy()
+        elif self.loop.default and not self.loop.closed:
+            _orphan_default_loop(self.loop)
         if getattr(_local, "hub", None) is self:
             del _local.hub
 
@@ -407,10 +427,42 @@ _local = threading.local()
 _fork_hook_installed = False
 
 
+#: The default loop while no hub runs it (its hub was destroyed, or lived in a
+#: thread that a fork left behind); the next hub of the main thread adopts it.
+#: Only one ``Loop`` may wrap libev's default loop, so it cannot simply be re-made.
+_orphaned_default_loop: Loop | None = None
+
+
+def _orphan_default_loop(loop: Loop) -> None:
+    global _orphaned_default_loop
+    loop.abandon_waits()
+    _orphaned_default_loop = loop
+
+
+def _adopt_default_loop() -> Loop | None:
+    global _orphaned_default_loop
+    loop, _orphaned_default_loop = _orphaned_default_loop, None
+    if loop is None or loop.closed:
+        return None
+    return loop
+
+
 def _reinit_after_fork() -> None:
     hub = getattr(_local, "hub", None)
     if hub is not None and not hub.loop.closed:
         hub.loop.reinit()
+    # Forked from a thread other than the main one: the main thread, and its hub,
+    # do not exist in the child, but their Loop still wraps libev's default loop
+    # (and, in the child, the forking thread *is* the main thread).  Hand the
+    # default loop on, re-initialised, instead of leaving get_hub() unable to
+    # make a main hub ("default loop is already wrapped").
+    ref = _loop_module._default_owner
+    default = ref() if ref is not None else None
+    if default is None or default.closed or (hub is not None and hub.loop is default):
+        return
+    default.reinit()
+    if _orphaned_default_loop is not default:
+        _orphan_default_loop(default)
 
 
 def _weak_error_handler(hub: Hub) -> Callable[..., None]:

@@ -369,6 +369,33 @@ class Loop:
                 except Exception:
                     self.error_handler(watcher, *sys.exc_info())
 
+    def abandon_waits(self) -> None:
+        """Forget what greenlets of a hub that is gone left here; keep the rest.
+
+        Called when the default loop outlives its hub (``Hub.destroy`` keeps it, or
+        its thread vanished in a fork) and is handed to the next hub of the main
+        thread.  Queued callbacks and Python timers only ever resume or serve that
+        hub's greenlets, and watchers with a ``waiter`` are greenlet waits: all are
+        dropped, so the next hub never switches into a greenlet that belongs to a
+        dead hub (or to a thread that does not exist).  Watchers without a waiter
+        (signal handlers, child watchers) are process-wide state and stay active.
+        """
+        self._check_open()
+        for watcher in list(self._active.values()):
+            if watcher.waiter is not None:
+                watcher.stop()
+        self._callbacks.clear()
+        for entry in self._timers:
+            # Marked done, not merely dropped: a late cancel() by a greenlet that
+            # is finalised later must not count a timer the heap no longer holds.
+            handle = entry[2]
+            handle.cancelled = True
+            handle.callback = None  # type: ignore[assignment]
+            handle.args = ()
+        self._timers.clear()
+        self._cancelled_timers = 0
+        self._unref_timers = 0
+
     def reinit(self) -> None:
         """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""
         self._check_open()

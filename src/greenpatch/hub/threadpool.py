@@ -414,6 +414,12 @@ class ThreadPool(_WorkerThreads):
         if task.delivered:
             return
         task.delivered = True
+        if self.hub._destroyed:
+            # Its greenlets are abandoned; the loop may live on under the next
+            # main hub, which must not switch into them.  Only the ref is owed.
+            if not self.hub.loop.closed:
+                self.hub.loop.unref()
+            return
         outcome = task.outcome
         if outcome is None:  # abandoned: never ran, or its thread was lost in a fork
             error = task.error
@@ -451,6 +457,16 @@ class ThreadPool(_WorkerThreads):
         # nobody left to deliver to (and that hub's loop must not be woken).
         if self.hub is get_hub_if_exists():
             super()._abandon_after_fork(lost)
+            return
+        # That hub's thread is gone.  Its loop may still be adopted in the child
+        # (the default loop, see hub._reinit_after_fork): give back the refs
+        # spawn() took, or the adopting hub could never find itself idle.
+        loop = self.hub.loop
+        if not loop.closed:
+            for task in lost:
+                if isinstance(task, _SpawnTask) and not task.delivered:
+                    task.delivered = True
+                    loop.unref()
 
     def __enter__(self) -> ThreadPool:
         return self
