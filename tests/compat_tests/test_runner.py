@@ -81,7 +81,7 @@ def test_run_stops_after_hangs_in_a_row_and_says_why(
 ) -> None:
     # Every test hangs once the first has: as when a shared server freezes.
     monkeypatch.setenv("TINYLIB_HANG_ALL", "1")
-    spec = _spec(tmp_path, per_test_timeout=2, max_hangs_in_a_row=2)
+    spec = _spec(tmp_path, per_test_timeout=4, max_hangs_in_a_row=2)
     run = run_mode(spec, "patched")
     outcomes = [record.outcome for record in run.records.values()]
     assert outcomes[-2:] == ["hung", "hung"]

@@ -17,6 +17,7 @@ the harness are imported by the handlers, when a command runs.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -205,8 +206,15 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
 
     console = Console(stderr=True)
     results = []
-    # A CI job is stopped with SIGTERM: clean up exactly as for Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # A CI job is stopped with SIGTERM: clean up exactly as for Ctrl-C.  Only the
+    # first signal interrupts; later ones (an impatient second Ctrl-C) must not
+    # break off the clean-up they would cut short -- stopping redis-server, which
+    # lives in its own session and would be left running, and writing the result.
+    interrupts = _Interrupts()
+    previous = {
+        signum: signal.signal(signum, interrupts.handle)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     listener = ProgressListener(console)
     try:
         with listener:
@@ -227,7 +235,11 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
         console.print("[yellow]interrupted: services stopped, partial results written")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # After an interrupt the process is on its way out with 130: a late
+        # Ctrl-C must not turn that into a KeyboardInterrupt traceback.
+        if not interrupts.seen:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     print_summary(summary_console(), results)
     if args.fail_on == "none":
         return 0
@@ -238,8 +250,18 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
     return 1 if failing else 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Interrupts:
+    """SIGINT/SIGTERM handler: the first raises KeyboardInterrupt, later ones wait."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if not self.seen:
+            self.seen = True
+            raise KeyboardInterrupt
+        # os.write: a signal handler must not take the locks of sys.stderr.
+        os.write(2, b"\ngreenpatch compat: stopping services and writing results; please wait\n")
 
 
 def _handle_matrix(args: argparse.Namespace) -> int:

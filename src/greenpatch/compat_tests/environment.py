@@ -2,7 +2,9 @@
 (library, version, Python, requirements), built once and cached.
 
 Both runs of a suite use the same environment, so that the patch is the only
-difference between them.  uv builds it when it is on PATH (much faster), else
+difference between them.  Runs that share the cache build an environment one at
+a time (a lock per environment, ``_cachelock.py``); a directory left without
+its stamp by a run that died is rebuilt.  uv builds it when it is on PATH (much faster), else
 ``venv`` + pip.
 
 greenpatch itself goes in as a *link* to this checkout's ``src/`` (a ``.pth``
@@ -27,6 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import greenpatch
+from greenpatch.compat_tests._cachelock import (
+    cache_entry_lock,
+    is_complete,
+    remove_half_built,
+    write_stamp,
+)
 from greenpatch.compat_tests.manifest import Manifest
 from greenpatch.compat_tests.sources import Source, requirement
 
@@ -133,16 +141,21 @@ def prepare_environment(
     key = hashlib.sha256("\n".join([*wanted, "--no-deps", *no_deps]).encode()).hexdigest()[:10]
     location = cache / "envs" / f"{manifest.distribution}-{source.version}-py{short}-{key}"
     python = str(location / "bin" / "python")
-    reused = (location / _STAMP).exists()
+    reused = is_complete(location, _STAMP)
     if not reused:
-        try:
-            _build(location, interpreter, wanted, no_deps)
-        except BaseException:
-            # Leave no half-built environment to confuse the next run (or the disk).
-            shutil.rmtree(location, ignore_errors=True)
-            raise
-        stamp = {"requirements": wanted, "requirements_no_deps": no_deps}
-        (location / _STAMP).write_text(json.dumps(stamp, indent=1))
+        with cache_entry_lock(location, f"building the environment of {manifest.name}"):
+            # Another run may have built it while this one waited for the lock.
+            reused = is_complete(location, _STAMP)
+            if not reused:
+                remove_half_built(location, "environment")
+                try:
+                    _build(location, interpreter, wanted, no_deps)
+                except BaseException:
+                    # Leave no half-built environment to confuse the next run (or the disk).
+                    shutil.rmtree(location, ignore_errors=True)
+                    raise
+                stamp = {"requirements": wanted, "requirements_no_deps": no_deps}
+                write_stamp(location, _STAMP, json.dumps(stamp, indent=1))
     _link_greenpatch(python)
     version, packages = installed_packages(python)
     return Environment(python, version, location=str(location), packages=packages, reused=reused)
@@ -164,8 +177,6 @@ def _requirements(manifest: Manifest, source: Source) -> list[str]:
 
 
 def _build(location: Path, interpreter: str, wanted: list[str], no_deps: list[str]) -> None:
-    if location.exists():
-        shutil.rmtree(location)  # a half-built environment from an interrupted run
     location.parent.mkdir(parents=True, exist_ok=True)
     python = str(location / "bin" / "python")
     uv = shutil.which("uv")
@@ -217,4 +228,12 @@ def _link_greenpatch(python: str) -> None:
         text=True,
         check=True,
     )
-    Path(done.stdout.strip(), "greenpatch-checkout.pth").write_text(f"{src}\n")
+    link = Path(done.stdout.strip(), "greenpatch-checkout.pth")
+    text = f"{src}\n"
+    if link.exists() and link.read_text() == text:
+        return
+    # Atomically: another run may be starting Python in this environment right
+    # now, and must not find the link empty (write_text truncates first).
+    temporary = link.with_name(f".greenpatch-checkout.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, link)

@@ -4,7 +4,10 @@ patched run -> re-runs of suspects -> stall hot spots -> probe -> result file.
 Whatever happens, a result is written: a suite whose service or source could
 not be had is "not run" with the reason; Ctrl-C writes what was seen so far,
 marked incomplete, after the services are stopped (``running_services`` is a
-context manager), and then lets the KeyboardInterrupt go on.
+context manager), and then lets the KeyboardInterrupt go on.  A service that
+dies under the suite stops it there: the result says which service and how,
+and is marked incomplete (a mode that did not get to run judges nothing: its
+tests are "did not run", never "passed").
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from greenpatch.compat_tests.environment import prepare_environment as _prepare_
 from greenpatch.compat_tests.manifest import Manifest, builtin_suites
 from greenpatch.compat_tests.runner import EventCallback, ModeRun, RunSpec, run_mode
 from greenpatch.compat_tests.services import (
+    RunningServices,
     ServiceUnavailable,
     running_services,
     service_arguments,
@@ -146,15 +150,32 @@ def _run(
         spec = _run_spec(manifest, options, source.root, env, urls, work_dir, result)
         runs = _both_runs(manifest, options, listener, spec, result)
         plain, patched = runs.get("plain"), runs.get("patched")
-        result.tests = verdicts.judge_all(plain, patched, manifest.expected_reason)
-        if options.rerun_suspects and plain is not None and patched is not None:
+        lost = _service_loss(runs, result)
+        if options.rerun_suspects and plain is not None and patched is not None and not lost:
             _rerun_suspects(name, listener, spec, result)
         if patched is not None:
             result.hot_spots = _hot_spots(work_dir / "stalls.jsonl", result)
         if manifest.probe is not None and options.only != "plain":
-            listener.phase(name, "cooperation probe")
-            result.probe = _probe(manifest, env, urls)
+            lost = lost or urls.describe_loss()
+            if lost:
+                result.probe = {"error": f"not run: {lost}"}
+            else:
+                listener.phase(name, "cooperation probe")
+                result.probe = _probe(manifest, env, urls)
     _check_runs(runs, result)
+
+
+def _service_loss(runs: dict[str, ModeRun], result: Result) -> str | None:
+    """Note a service that died under a run; the suite stops there."""
+    for mode, run in runs.items():
+        if run.service_lost:
+            result.incomplete = True
+            result.notes.append(
+                f"{run.service_lost} during the {mode} run: the suite stopped there; tests "
+                "that had not finished are reported as not run, suspects were not re-run"
+            )
+            return run.service_lost
+    return None
 
 
 def _run_spec(
@@ -162,7 +183,7 @@ def _run_spec(
     options: HarnessOptions,
     root: Path,
     env: Environment,
-    urls: dict[str, str],
+    urls: RunningServices,
     work_dir: Path,
     result: Result,
 ) -> RunSpec:
@@ -190,6 +211,7 @@ def _run_spec(
             STALL_FILE_ENV: str(work_dir / "stalls.jsonl"),
             STALL_THRESHOLD_ENV: str(options.stall_threshold),
         },
+        service_check=urls.describe_loss if urls.started else None,
     )
 
 
@@ -198,6 +220,11 @@ def _check_runs(runs: dict[str, ModeRun], result: Result) -> None:
     at all (usage error, import error, broken patch) makes the suite "not run"."""
     if any(run.incomplete for run in runs.values()):
         result.incomplete = True
+    for mode, run in runs.items():
+        if run.incomplete and run.errors and not run.interrupted and not run.service_lost:
+            # Say in the notes (which every rendering shows) why the run stopped
+            # early: "pytest killed by SIGKILL outside any test", a deadline, ...
+            result.notes.append(f"the {mode} run stopped early: {run.errors[-1].splitlines()[0]}")
     for mode, run in runs.items():
         if not run.records:
             first = run.errors[0] if run.errors else "pytest collected no test"
@@ -262,12 +289,18 @@ def _both_runs(
             result.modes[mode] = _summary(runs[mode])
             if runs[mode].interrupted:
                 raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        # The runner killed its child; keep what both runs saw.
+            if runs[mode].service_lost:
+                break  # every test of the next run would fail for want of the service
+    finally:
+        # Judged with what every run saw -- also on Ctrl-C.  A mode that was to
+        # run and did not judges as an empty run: its tests "did not run" there,
+        # so a test seen passing plain only is never reported "passed".
+        judged = {mode: runs.get(mode) or ModeRun(mode=mode) for mode in modes}
+        for mode in modes:
+            result.modes.setdefault(mode, ModeSummary(mode=mode, ran=False))
         result.tests = verdicts.judge_all(
-            runs.get("plain"), runs.get("patched"), manifest.expected_reason
+            judged.get("plain"), judged.get("patched"), manifest.expected_reason
         )
-        raise
     return runs
 
 
@@ -293,9 +326,15 @@ def _rerun_suspects(suite: str, listener: SuiteListener, spec: RunSpec, result: 
     ids = [test.nodeid for test in suspects]
     listener.phase(suite, f"re-running {len(ids)} suspected regression(s)")
     plain = run_mode(spec, "plain", only=ids)
-    patched = run_mode(spec, "patched", only=ids) if not plain.interrupted else None
-    if patched is None or patched.interrupted:
+    stopped = plain.interrupted or plain.service_lost
+    patched = run_mode(spec, "patched", only=ids) if not stopped else None
+    if plain.interrupted or (patched is not None and patched.interrupted):
         raise KeyboardInterrupt  # the verdicts stand as first judged
+    lost = plain.service_lost or (patched.service_lost if patched else None)
+    if patched is None or lost:
+        result.incomplete = True
+        result.notes.append(f"{lost} during the re-runs: suspects stay unconfirmed")
+        return
     for test in suspects:
         verdicts.confirm(test, plain.records.get(test.nodeid), patched.records.get(test.nodeid))
     flaky = sum(test.flaky for test in suspects)

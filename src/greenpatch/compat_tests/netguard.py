@@ -13,16 +13,25 @@ directly, so wrapping only the stdlib class would miss it).  A host name is
 resolved before it is judged; a name is resolved at all only when it needs no
 network (``localhost``, an IP literal, a name in the hosts file).
 
+The resolver functions are wrapped in three places: ``socket`` (what code
+calls), ``_socket`` (what the stdlib's own ``getaddrinfo`` and the hub's resolver
+threads call, looked up at call time), and the patch registry's saved originals
+(what ``greenpatch.patcher.original("socket", "gethostbyname")`` returns: the C
+function itself, which nothing else could reach).
+
 Refusals raise ``NetworkGuardError`` (a ``ConnectionRefusedError``, so code that
 handles a refused connection handles this one) and are reported to the
 ``on_block`` callback, which the pytest plugin uses to mark the test.
 
-Rejected: a seccomp/namespace sandbox (needs privileges, Linux-only), and
-patching ``_socket.socket`` itself (a C type: its methods cannot be replaced).
+This is a safety net against tests that aim at the world by accident, not a
+sandbox against code that means to get out: ``_socket.socket`` (a C type, whose
+methods cannot be replaced) used directly, ``ctypes``, or a subprocess all go
+around it.  Rejected: a seccomp/namespace sandbox (needs privileges, Linux-only).
 """
 
 from __future__ import annotations
 
+import _socket
 import functools
 import ipaddress
 import socket
@@ -216,7 +225,30 @@ def install(on_block: Callable[[str], None] | None = None) -> None:
                 if method is None or getattr(method, "__greenpatch_guarded__", False):
                     continue
                 setattr(cls, name, _guard_method(name, method))
-        for name in _RESOLVERS:
-            function = getattr(socket, name)
-            if not getattr(function, "__greenpatch_guarded__", False):
-                setattr(socket, name, _guard_resolver(name, function))
+        for module in (socket, _socket):
+            for name in _RESOLVERS:
+                function = getattr(module, name)
+                if not getattr(function, "__greenpatch_guarded__", False):
+                    setattr(module, name, _guard_resolver(name, function))
+        _guard_saved_originals()
+
+
+def _guard_saved_originals() -> None:
+    """Wrap the resolvers ``greenpatch.patcher.original`` hands out.
+
+    The registry keeps the objects it replaced; for ``gethostbyname`` and friends
+    that is the C function, a reference no attribute swap reaches.  The guard is
+    the harness's, and the registry offers no hook for this, so its saved table
+    is updated in place (only the resolver entries, only with wrappers that call
+    the saved function)."""
+    try:
+        from greenpatch.patcher import registry
+    except Exception:  # greenpatch's patcher not importable here: nothing saved
+        return
+    saved = getattr(registry, "_originals", None)
+    if not isinstance(saved, dict):
+        return
+    for name in _RESOLVERS:
+        function = saved.get(("socket", name))
+        if callable(function) and not getattr(function, "__greenpatch_guarded__", False):
+            saved[("socket", name)] = _guard_resolver(name, function)

@@ -16,6 +16,16 @@ events (``pytest_plugin.py``) to a JSONL file, and this module watches the file:
 
 A whole-run deadline (``run_timeout``) bounds the lot; hitting it, or Ctrl-C,
 leaves a run marked incomplete with everything seen so far.
+
+A service the harness started (``RunSpec.service_check``) is checked on every
+turn of the watchdog loop: once it is gone, every later failure would be the
+service's fault, not the patch's.  The run stops there, results reported after
+the service was last seen alive are dropped (their tests count as not run), and
+``ModeRun.service_lost`` says what happened.
+
+The child is killed as a process group whenever it ends (even after a clean
+exit or a crash of pytest itself), so that servers and workers a suite started
+never outlive their run.
 """
 
 from __future__ import annotations
@@ -82,6 +92,9 @@ class RunSpec:
     patched_env: dict[str, str] = field(default_factory=dict)
     #: Stop the run after this many resumed processes in a row hung on their first test.
     max_hangs_in_a_row: int = 3
+    #: Polled on every turn of the watchdog: a message when a service the suite
+    #: needs (one the harness started) is gone, else None.
+    service_check: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -101,6 +114,8 @@ class ModeRun:
     interrupted: bool = False
     #: Seconds spent waiting out hung tests (see ModeSummary.watchdog_seconds).
     watchdog_seconds: float = 0.0
+    #: Set when a service died under the run (RunSpec.service_check's message).
+    service_lost: str | None = None
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -207,7 +222,14 @@ class _Child:
             # whatever the suite itself started (servers, workers).
             start_new_session=True,
         )
-        self.events: IO[str] = open(self.events_path, encoding="utf-8")
+        try:
+            self.events: IO[str] = open(self.events_path, encoding="utf-8")
+        except BaseException:
+            # Ctrl-C (or a vanished work dir) right after the start: the child is
+            # in its own session, so nobody but us would ever stop it.
+            self.kill()
+            self.log.close()
+            raise
         self.pending = ""
 
     def read_events(self) -> list[dict[str, Any]]:
@@ -222,11 +244,18 @@ class _Child:
             pass
 
     def kill(self) -> None:
+        """SIGKILL the whole process group: pytest and whatever the suite started."""
+        self._kill_group()
+        self.process.wait()
+
+    def _kill_group(self) -> None:
+        # The group outlives its leader while any member lives, and Linux does
+        # not reuse a pid that is still some group's id: after pytest is gone
+        # this reaches only the suite's leftovers (or nothing, ESRCH).
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.process.wait()
 
     def dump_stacks(self) -> str:
         """Ask the stuck process for its stacks; give it a few seconds."""
@@ -253,8 +282,52 @@ class _Child:
     def close(self) -> None:
         if self.process.poll() is None:
             self.kill()
+        else:
+            # pytest ended (finished, crashed, or was killed from outside):
+            # servers and workers the suite started may still be running.
+            self._kill_group()
         self.events.close()
         self.log.close()
+
+
+class _Events:
+    """What one pytest process has reported so far, taken from its event stream."""
+
+    def __init__(self, run: ModeRun, on_event: EventCallback | None) -> None:
+        self.run, self.on_event = run, on_event
+        self.current: str | None = None
+        self.current_since = self.last_seen = time.monotonic()
+        self.finished_session = False
+
+    def take(self, events: list[dict[str, Any]], dropped_after: float | None = None) -> None:
+        """Record ``events``; those stamped later than ``dropped_after`` are ignored."""
+        run = self.run
+        for event in events:
+            self.last_seen = time.monotonic()
+            kind = event.get("event")
+            if dropped_after is not None and float(event.get("time", 0.0)) > dropped_after:
+                continue  # after a service died: not evidence about the patch
+            if kind == "start":
+                self.current, self.current_since = event["nodeid"], self.last_seen
+            elif kind == "result":
+                run.records[event["nodeid"]] = TestRecord(
+                    nodeid=event["nodeid"],
+                    outcome=event["outcome"],
+                    duration=float(event.get("duration", 0.0)),
+                    detail=event.get("detail"),
+                    network=list(event.get("network", [])),
+                )
+                self.current = None
+            elif kind == "collected":
+                run.collected = max(run.collected, int(event["count"]) + len(run.records))
+                for item in event.get("deselected", []):
+                    run.deselected[item["nodeid"]] = item["reason"]
+            elif kind == "collect_error":
+                run.errors.append(f"collection error in {event['nodeid']}:\n{event['longrepr']}")
+            elif kind == "session_finish":
+                self.finished_session = True
+            if self.on_event is not None and isinstance(kind, str):
+                self.on_event(kind, event)
 
 
 def _one_process(
@@ -268,38 +341,25 @@ def _one_process(
     """Run one pytest process; True when the run is over (done, or no point resuming)."""
     child = _Child(spec, mode, run, only)
     run.processes += 1
-    current: str | None = None
-    current_since = last_seen = time.monotonic()
-    finished_session = False
+    seen = _Events(run, on_event)
+    # Wall-clock time (the child's events carry time.time()) when every service
+    # was last seen alive: results reported later may be the loss's doing.
+    services_alive_at = time.time()
     try:
         while True:
+            checked_at = time.time()
+            lost = spec.service_check() if spec.service_check is not None else None
             exited = child.process.poll() is not None
-            for event in child.read_events():
-                last_seen = time.monotonic()
-                kind = event.get("event")
-                if kind == "start":
-                    current, current_since = event["nodeid"], last_seen
-                elif kind == "result":
-                    run.records[event["nodeid"]] = TestRecord(
-                        nodeid=event["nodeid"],
-                        outcome=event["outcome"],
-                        duration=float(event.get("duration", 0.0)),
-                        detail=event.get("detail"),
-                        network=list(event.get("network", [])),
-                    )
-                    current = None
-                elif kind == "collected":
-                    run.collected = max(run.collected, int(event["count"]) + len(run.records))
-                    for item in event.get("deselected", []):
-                        run.deselected[item["nodeid"]] = item["reason"]
-                elif kind == "collect_error":
-                    run.errors.append(
-                        f"collection error in {event['nodeid']}:\n{event['longrepr']}"
-                    )
-                elif kind == "session_finish":
-                    finished_session = True
-                if on_event is not None and isinstance(kind, str):
-                    on_event(kind, event)
+            seen.take(child.read_events(), services_alive_at if lost is not None else None)
+            if lost is not None:
+                run.service_lost = lost
+                run.incomplete = True
+                run.errors.append(
+                    f"{lost}; the run stopped there (tests not finished before are not judged)"
+                )
+                child.kill()
+                return True
+            services_alive_at = checked_at
             if exited:
                 break
             if CANCEL.is_set():
@@ -311,8 +371,9 @@ def _one_process(
                 run.errors.append(f"whole-run timeout ({spec.run_timeout:g} s) reached")
                 child.kill()
                 return True
+            current = seen.current
             idle_limit = spec.per_test_timeout * (1 if current else 2)
-            quiet_since = current_since if current else last_seen
+            quiet_since = seen.current_since if current else seen.last_seen
             if now - quiet_since > idle_limit:
                 _record_hang(child, run, current, idle_limit, on_event)
                 run.watchdog_seconds += time.monotonic() - quiet_since
@@ -320,14 +381,20 @@ def _one_process(
             time.sleep(_POLL_SECONDS)
         code = child.process.returncode
         run.exit_codes.append(code)
-        if finished_session:
+        if seen.finished_session:
             if code in _BROKEN_EXIT_CODES:
                 run.incomplete = True
                 run.errors.append(
                     f"pytest {_BROKEN_EXIT_CODES[code]} (exit {code}):\n{child.log_tail()}"
                 )
             return True
-        return not _record_crash(child, run, current, code, on_event)
+        return not _record_crash(child, run, seen.current, code, on_event)
+    except KeyboardInterrupt:
+        # Ctrl-C may land before this turn read what the child already wrote:
+        # stop the child, then keep every outcome it reported.
+        child.kill()
+        seen.take(child.read_events())
+        raise
     finally:
         child.close()
 

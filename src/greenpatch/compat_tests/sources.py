@@ -4,11 +4,14 @@ By default the tests are the library's own, from the source distribution of the
 exact version under test (requests' and redis-py's sdists both carry ``tests/``),
 so the suite matches the code it tests.  Sources are unpacked once into the
 cache (``<cache>/sources/<dist>-<version>``) and reused; a stamp file written
-last marks an unpack that finished, so an interrupted one is redone.
+last marks an unpack that finished, so an interrupted one is redone.  Runs that
+share the cache take a lock per entry (``_cachelock.py``): one downloads and
+unpacks, the others wait and then use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -20,6 +23,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from greenpatch.compat_tests._cachelock import (
+    cache_entry_lock,
+    is_complete,
+    remove_half_built,
+    write_stamp,
+)
 from greenpatch.compat_tests.manifest import Manifest
 
 __all__ = ["Source", "SourceError", "prepare_source", "requirement"]
@@ -64,12 +73,20 @@ def prepare_source(manifest: Manifest, version_spec: str | None, cache: Path) ->
 def _sdist_source(manifest: Manifest, spec: str, cache: Path) -> Source:
     sources = cache / "sources"
     pinned = spec[2:].strip() if spec.startswith("==") else spec if spec[:1].isdigit() else None
-    if pinned is not None:
-        cached = sources / f"{manifest.distribution}-{pinned}"
-        if (cached / _STAMP).exists():
-            return Source(
-                root=_only_child(cached), version=pinned, origin=f"sdist (cached) {cached}"
-            )
+    if pinned is None:
+        return _download(manifest, spec, sources, locked=None)
+    cached = sources / f"{manifest.distribution}-{pinned}"
+    if not is_complete(cached, _STAMP):
+        # Locked before the download: a second run waits instead of downloading too.
+        with cache_entry_lock(cached, f"fetching the tests of {manifest.distribution}"):
+            if not is_complete(cached, _STAMP):
+                return _download(manifest, spec, sources, locked=cached)
+    return Source(root=_only_child(cached), version=pinned, origin=f"sdist (cached) {cached}")
+
+
+def _download(manifest: Manifest, spec: str, sources: Path, locked: Path | None) -> Source:
+    """Download the sdist and unpack it into the cache (``locked``: the entry whose
+    lock the caller holds, when it knew the version beforehand)."""
     sources.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=sources, prefix=".download-") as temp:
         wanted = requirement(manifest.distribution, spec)
@@ -86,10 +103,17 @@ def _sdist_source(manifest: Manifest, spec: str, cache: Path) -> Source:
         archive = archives[0]
         version = _version_from_archive(archive.name)
         target = sources / f"{manifest.distribution}-{version}"
-        if target.exists():
-            shutil.rmtree(target)
-        _unpack(archive, target)
-        (target / _STAMP).write_text(archive.name + "\n")
+        what = f"unpacking the tests of {manifest.distribution}"
+        with contextlib.ExitStack() as stack:
+            if target != locked:
+                stack.enter_context(cache_entry_lock(target, what))
+            if is_complete(target, _STAMP):
+                # Another run unpacked it meanwhile: complete entries are never replaced
+                # (a run may be using it right now).
+                return Source(root=_only_child(target), version=version, origin=f"sdist {target}")
+            remove_half_built(target, "tests")
+            _unpack(archive, target)
+            write_stamp(target, _STAMP, archive.name + "\n")
     return Source(root=_only_child(target), version=version, origin=f"sdist {archive.name}")
 
 
@@ -131,12 +155,14 @@ def _vcs_source(manifest: Manifest, cache: Path) -> Source:
         repo, ref = url[4:], ""
     key = hashlib.sha256(url.encode()).hexdigest()[:12]
     target = cache / "sources" / f"{manifest.distribution}-vcs-{key}"
-    if not (target / _STAMP).exists():
-        if target.exists():
-            shutil.rmtree(target)
-        command = ["git", "clone", "--depth", "1", *(["--branch", ref] if ref else []), repo]
-        done = subprocess.run([*command, str(target)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SourceError(f"git clone of {url} failed: {done.stderr.strip()[-500:]}")
-        (target / _STAMP).write_text(url + "\n")
+    if not is_complete(target, _STAMP):
+        with cache_entry_lock(target, f"cloning {url}"):
+            if not is_complete(target, _STAMP):
+                remove_half_built(target, "clone")
+                command = ["git", "clone", "--depth", "1", *(["--branch", ref] if ref else [])]
+                command += [repo, str(target)]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SourceError(f"git clone of {url} failed: {done.stderr.strip()[-500:]}")
+                write_stamp(target, _STAMP, url + "\n")
     return Source(root=target, version=ref or "vcs", origin=f"vcs {url}")
