@@ -69,11 +69,18 @@ def _start_task(hub: Hub, task: Greenlet) -> None:
     if task._state != _SCHEDULED:
         return  # killed before it started
     idle = hub._idle_workers
-    worker = idle.pop() if idle else _Worker(_worker_main, hub)
-    worker.switch(task)
+    if idle:
+        idle.pop().switch(task)
+    else:
+        # A greenlet holds the arguments of its first switch (the call of its run
+        # function) for as long as it lives: hand the task over in a box that the
+        # worker empties, or every worker would pin its first task, with the
+        # task's value or exception and traceback, for good.
+        _Worker(_worker_main, hub).switch([task])
 
 
-def _worker_main(task: Greenlet) -> None:
+def _worker_main(box: list[Greenlet]) -> None:
+    task = box.pop()
     worker = getcurrent()
     hub = worker.parent
     callbacks = hub.loop._callbacks
@@ -91,8 +98,15 @@ def _worker_main(task: Greenlet) -> None:
                 callbacks.popleft()
                 task = head[1][1]
                 continue
+            # A parked worker's locals live as long as it does: drop the entry
+            # looked at, or it pins whatever that callback references.
+            del head
         if len(idle) >= MAX_IDLE_WORKERS:
             return  # let this worker die; its parent (the hub) resumes
+        # Likewise the finished task: its value, or its exception with the
+        # traceback's frames and their locals, must die with the last user
+        # reference to the Greenlet, not when this worker next runs a task.
+        task = None  # type: ignore[assignment]
         idle.append(worker)
         task = hub.switch()
         while not isinstance(task, Greenlet):

@@ -260,11 +260,19 @@ class Loop:
 
     def _run_due_timers(self) -> bool:
         """Run the timers that are due; return whether any ran."""
-        timers = self._timers
         now = monotonic()
         pop = heapq.heappop
         ran = False
-        while timers and timers[0][0] <= now:
+        while True:
+            # Read again each time: a callback that cancels many timers compacts
+            # the heap into a new list and resets the cancelled count for it.
+            # Popping on from the old list would fire due entries the new list
+            # still holds; they then count there as cancelled ones the count never
+            # saw, it drifts below zero, and the loop believes in phantom timers
+            # (never LoopExit, a busy loop instead of a block).
+            timers = self._timers
+            if not timers or timers[0][0] > now:
+                break
             handle = pop(timers)[2]
             if handle.cancelled:
                 self._cancelled_timers -= 1

@@ -24,7 +24,11 @@ Design
   ``_communicate`` (resumable after ``TimeoutExpired``, with partial output in
   the exception), made cooperative by patching ``subprocess._PopenSelector`` --
   the selector class it looks up at call time -- to the green ``HubSelector``.
-  That also helps stdlib ``Popen`` objects made before patching.  It reads and
+  That also helps stdlib ``Popen`` objects made before patching.  A green
+  ``Popen`` used without the patch runs the same function over a copy of the
+  module's globals that answers ``_PopenSelector`` with ``HubSelector``, so it
+  never blocks the thread either (the copy is made per call: it never goes
+  stale, and a few microseconds are nothing beside a child process).  It reads and
   writes the descriptors itself after the selector said they are ready, as a
   blocking descriptor expects, so they are made blocking for that call.
 
@@ -44,6 +48,7 @@ import io
 import os
 import subprocess as _stdlib
 import sys
+import types
 from time import monotonic
 from typing import Any
 
@@ -249,9 +254,26 @@ class Popen(_stdlib.Popen):  # type: ignore[type-arg]
         for stream in streams:
             os.set_blocking(stream.fileno(), True)
         try:
-            return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
+            if _stdlib._PopenSelector is HubSelector:
+                return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
+            return _communicate_on_the_hub()(self, input, endtime, orig_timeout)
         finally:
             for stream in streams:
                 # Only streams still open: a closed one's number may be reused.
                 if not stream.closed:
                     os.set_blocking(stream.fileno(), False)
+
+
+def _communicate_on_the_hub() -> Any:
+    """The stdlib's ``Popen._communicate`` whose ``_PopenSelector`` is ``HubSelector``.
+
+    Rejected: patching ``subprocess._PopenSelector`` for the duration of the call
+    (another OS thread's stdlib ``Popen`` would meet a green selector meanwhile).
+    """
+    # The class this module subclassed, not ``subprocess.Popen``: after
+    # patch_all that is this module's own class.
+    original = Popen.__bases__[0]._communicate
+    namespace = {**vars(_stdlib), "_PopenSelector": HubSelector}
+    return types.FunctionType(
+        original.__code__, namespace, original.__name__, original.__defaults__, original.__closure__
+    )
