@@ -254,7 +254,7 @@ class Popen(_stdlib.Popen):  # type: ignore[type-arg]
         for stream in streams:
             os.set_blocking(stream.fileno(), True)
         try:
-            if _stdlib._PopenSelector is HubSelector:
+            if getattr(_stdlib, "_PopenSelector", None) is HubSelector:
                 return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
             return _communicate_on_the_hub()(self, input, endtime, orig_timeout)
         finally:
@@ -272,7 +272,7 @@ def _communicate_on_the_hub() -> Any:
     """
     # The class this module subclassed, not ``subprocess.Popen``: after
     # patch_all that is this module's own class.
-    original = Popen.__bases__[0]._communicate
+    original: Any = Popen.__bases__[0]._communicate
     namespace = {**vars(_stdlib), "_PopenSelector": HubSelector}
     return types.FunctionType(
         original.__code__, namespace, original.__name__, original.__defaults__, original.__closure__
