@@ -272,7 +272,7 @@ def _communicate_on_the_hub() -> Any:
     """
     # The class this module subclassed, not ``subprocess.Popen``: after
     # patch_all that is this module's own class.
-    original: Any = Popen.__bases__[0]._communicate
+    original: Any = vars(Popen.__bases__[0])["_communicate"]
     namespace = {**vars(_stdlib), "_PopenSelector": HubSelector}
     return types.FunctionType(
         original.__code__, namespace, original.__name__, original.__defaults__, original.__closure__
