@@ -267,3 +267,26 @@ def test_fork_from_a_thread_with_its_own_hub_keeps_that_hub_working_in_the_child
     thread.join(WAIT)
     assert not thread.is_alive()
     assert not failures, failures[0]
+
+
+def test_a_deadlock_in_a_child_forked_while_another_thread_ran_raises_loop_exit():
+    # CPython keeps counting, in the child, the threads that did not survive the
+    # fork; were that figure believed, the wait below would keep the loop alive
+    # for ever (a keep-alive for "another thread may set it") instead of raising.
+    get_hub()  # a hub exists before the fork, as its fork hook is what notices
+    release = threading.Event()
+    bystander = threading.Thread(target=release.wait, args=(WAIT,))
+    bystander.start()
+    try:
+
+        def child() -> None:
+            import signal
+
+            signal.alarm(int(WAIT))  # a hang ends the child with SIGALRM, failing the test
+            with pytest.raises(greenpatch.LoopExit):
+                greenpatch.Event().wait()
+
+        fork_and_check(child)
+    finally:
+        release.set()
+        bystander.join(WAIT)

@@ -43,7 +43,6 @@ that a later monkey-patch of ``threading``/``_thread`` cannot make them green.
 
 from __future__ import annotations
 
-from _thread import _count as _other_thread_count
 from _thread import allocate_lock
 from _thread import get_ident as _real_get_ident
 from collections import deque
@@ -52,6 +51,7 @@ from typing import Any, Callable
 from greenlet import getcurrent
 
 from greenpatch.hub.hub import Hub, get_hub, resume
+from greenpatch.hub.hub import other_thread_count as _other_thread_count
 from greenpatch.hub.loop import TimerHandle
 from greenpatch.hub.timeout import Timeout
 
@@ -92,7 +92,7 @@ def _needs_keep_alive(hub: Hub) -> bool:
 
     Always for a hub outside the main thread (the main thread exists).  For
     the main thread's hub (the one with libev's default loop), when
-    ``_thread._count()`` sees another thread: that counts real threads only,
+    ``other_thread_count()`` sees another thread: that counts real threads only,
     not the green "threads" of a patched ``threading`` (greenlets on this very
     hub), but also not a thread that ``_thread.start_new_thread`` has started
     and that has not begun to run yet.

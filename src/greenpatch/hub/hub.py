@@ -25,6 +25,7 @@ import sys
 import threading
 import traceback
 import weakref
+from _thread import _count as _started_thread_count
 from _thread import get_ident as _get_ident
 from typing import Any, Callable
 
@@ -447,7 +448,26 @@ def _adopt_default_loop() -> Loop | None:
     return loop
 
 
+#: Threads ``_thread._count()`` still counts in a forked child although they did
+#: not survive the fork (CPython does not adjust the count; the forking thread,
+#: now the child's main thread, is counted too).
+_threads_lost_in_fork = 0
+
+
+def other_thread_count() -> int:
+    """How many real OS threads besides the main one are running.
+
+    ``_thread._count()`` (threads started through ``_thread``, so the green
+    "threads" of a patched ``threading`` are not counted), less those a fork left
+    behind.  Only known once a hub existed before the fork (its fork hook counts
+    them); a child forked before any hub existed keeps CPython's figure.
+    """
+    return _started_thread_count() - _threads_lost_in_fork
+
+
 def _reinit_after_fork() -> None:
+    global _threads_lost_in_fork
+    _threads_lost_in_fork = _started_thread_count()
     hub = getattr(_local, "hub", None)
     if hub is not None and not hub.loop.closed:
         hub.loop.reinit()

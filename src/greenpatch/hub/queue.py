@@ -10,7 +10,10 @@ A blocked getter is a one-item list ``[greenlet]`` waiting in ``_getters``.  A p
 appends its item to the queue and queues a resume of the *first* getter; it never
 hands the item over.  The getter, once resumed, takes an item itself.  So an item
 is always either in the queue or returned by ``get()``: a getter that times out or
-is killed between being woken and running cannot take an item with it.  Putters
+is killed between being woken and running cannot take an item with it.  When the
+wake-up and the timeout fall due in the same turn and the timeout runs first, the
+getter raises ``Empty`` and the wake-up passes to the next getter (``queue.Queue``
+would let the item win); nothing is lost either way.  Putters
 and the ``maxsize`` bound work the same way round: a get frees a slot and wakes the
 first blocked putter, which then appends its own item.
 
@@ -26,9 +29,12 @@ Barging, and why it is allowed
 ------------------------------
 Between the wake-up and the resume, a greenlet that calls ``get_nowait()`` may take
 the item first, as a thread may with ``queue.Queue``.  The robbed getter then waits
-again at the *front* of the line, so blocked getters are still served in the order
-they blocked.  Rejected: reserving woken-for items (every non-blocking call would
-pay for a reservation count); handing the item to the getter directly (then a
+again in the place it first blocked in -- ahead of everyone who blocked after it,
+behind any other robbed getter that blocked before it -- so blocked getters are
+still served in the order they blocked.  (Each waiter's token remembers that
+order; re-queueing at the very front reversed two getters robbed in one turn.)
+Rejected: reserving woken-for items (every non-blocking call would pay for a
+reservation count); handing the item to the getter directly (then a
 timeout or kill must put it back, and "back" is ambiguous for LIFO and priority
 queues).
 
@@ -41,6 +47,7 @@ succeeded.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Iterator
 from queue import Empty, Full
@@ -65,6 +72,37 @@ _T = TypeVar("_T")
 
 #: Sent into a waiting greenlet by its timer; anything else it receives is a wake-up.
 _TIMED_OUT: Any = object()
+
+
+class _Token(list):  # type: ignore[type-arg]
+    """A resume token ``[greenlet]`` that also remembers when its waiter blocked.
+
+    A list subclass because the hub calls ``resume(*token)`` and hands off on it
+    (see ``Hub.switch``); ``order`` puts a robbed waiter back where it belongs.
+    """
+
+    __slots__ = ("order",)
+
+    order: int
+
+
+#: Gives every blocking wait its place in line (see ``_Token``).
+_block_order = itertools.count()
+
+
+def _requeue(waiters: deque[Any], token: _Token) -> None:
+    """Put a robbed waiter back in line in the order it first blocked in.
+
+    The line is sorted by ``order``: waiters join at the end with a fresh number,
+    and leave from the front or from anywhere.  Robbed waiters are few and sort
+    near the front, so the scan is short.
+    """
+    order = token.order
+    for index, other in enumerate(waiters):
+        if other.order > order:
+            waiters.insert(index, token)
+            return
+    waiters.append(token)
 
 
 def _remove_entry(waiters: deque[Any], entry: Any) -> bool:
@@ -106,7 +144,8 @@ def _wait_turn(
     has no wake-up to pass on.
     """
     glet = getcurrent()
-    token = [glet]
+    token = _Token((glet,))
+    token.order = next(_block_order)
     waiters.append(token)
     timer = None if timeout is None else hub.loop.call_later(timeout, glet.switch, _TIMED_OUT)
     try:
@@ -121,10 +160,10 @@ def _wait_turn(
             if ready():
                 return True
             # Robbed by a non-blocking call, or woken by a broadcast that no longer
-            # holds: wait again, first in line.  (A stray resume, which should not
-            # happen, leaves the token in line: do not queue it twice.)
+            # holds: wait again in our old place.  (A stray resume, which should
+            # not happen, leaves the token in line: do not queue it twice.)
             if not _contains(waiters, token):
-                waiters.appendleft(token)
+                _requeue(waiters, token)
     except BaseException:
         _leave_line(hub._callbacks, waiters, token, ready, wake_all)
         raise
