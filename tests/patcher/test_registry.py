@@ -136,3 +136,34 @@ def test_builtin_table_lists_the_stdlib_patches():
     assert {"socket", "dns", "time", "select", "selectors"} <= names
     for spec in registry.specs:
         assert spec.description, f"{spec.name} has no description"
+
+
+def test_wrap_original_makes_original_hand_out_the_wrapper(fake_modules):
+    target, _ = fake_modules
+    original = target.blocking
+    registry = Registry()
+    registry.register(PatchSpec("fake", "gp_fake_target", "gp_fake_green", flag="fake"))
+    registry.patch("fake")
+    seen = []
+
+    def wrap(function):
+        def watched():
+            seen.append("call")
+            return function()
+
+        return watched
+
+    assert registry.wrap_original("gp_fake_target", "blocking", wrap) is True
+    assert registry.original("gp_fake_target", "blocking")() == "original"
+    assert seen == ["call"]
+    assert target.blocking() == "green"  # the patch itself is untouched
+    registry.unpatch("fake")
+    assert target.blocking is not original and target.blocking() == "original"
+    assert seen == ["call", "call"]
+
+
+def test_wrap_original_of_a_name_never_patched_records_nothing(fake_modules):
+    registry = Registry()
+    assert registry.wrap_original("gp_fake_target", "blocking", lambda f: f) is False
+    with pytest.raises(AttributeError):
+        registry.original("gp_fake_target", "never_there")

@@ -237,18 +237,17 @@ def _guard_saved_originals() -> None:
     """Wrap the resolvers ``greenpatch.patcher.original`` hands out.
 
     The registry keeps the objects it replaced; for ``gethostbyname`` and friends
-    that is the C function, a reference no attribute swap reaches.  The guard is
-    the harness's, and the registry offers no hook for this, so its saved table
-    is updated in place (only the resolver entries, only with wrappers that call
-    the saved function)."""
+    that is the C function, a reference no attribute swap reaches, so the guard
+    asks the registry to record guarded wrappers instead."""
     try:
         from greenpatch.patcher import registry
     except Exception:  # greenpatch's patcher not importable here: nothing saved
         return
-    saved = getattr(registry, "_originals", None)
-    if not isinstance(saved, dict):
-        return
     for name in _RESOLVERS:
-        function = saved.get(("socket", name))
-        if callable(function) and not getattr(function, "__greenpatch_guarded__", False):
-            saved[("socket", name)] = _guard_resolver(name, function)
+
+        def guard(function: Any, name: str = name) -> Any:
+            if not callable(function) or getattr(function, "__greenpatch_guarded__", False):
+                return function
+            return _guard_resolver(name, function)
+
+        registry.wrap_original("socket", name, guard)

@@ -185,6 +185,21 @@ class Registry:
     def originals(self) -> dict[tuple[str, str], Any]:
         return dict(self._originals)
 
+    def wrap_original(self, module: str, attr: str, wrap: Callable[[Any], Any]) -> bool:
+        """Record ``wrap(original)`` as the original of ``module.attr``; False if none is.
+
+        For tools that must see every call, including those made through
+        ``original()``: the compat harness's network guard wraps the saved
+        resolvers this way.  Unpatching then puts the wrapper back in the module,
+        which is what such a tool wants (the wrapper calls the original).
+        """
+        key = (module, attr)
+        value = self._originals.get(key, MISSING)
+        if value is MISSING:
+            return False
+        self._originals[key] = wrap(value)
+        return True
+
     def replaced_objects(self, specs: Iterable[PatchSpec]) -> dict[int, tuple[str, str]]:
         """id(original object) -> (module, attr) for what ``specs`` would replace."""
         found: dict[int, tuple[str, str]] = {}
