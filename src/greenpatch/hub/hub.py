@@ -68,11 +68,12 @@ class ConcurrentObjectUseError(RuntimeError):
 _UNSET: Any = object()
 
 
-def resume(glet: Any = None) -> None:
+def resume(glet: Any = None, _place: Any = None) -> None:
     """The callback of a resume entry ``(resume, token)`` in the loop's queue.
 
-    A token is a one-item list ``[greenlet]``; the queue calls ``resume(*token)``,
-    so clearing the token turns the queued entry into a no-op.  ``Hub.switch``
+    A token is a list ``[greenlet]``; the queue calls ``resume(*token)``, so
+    clearing the token turns the queued entry into a no-op.  A second item, if
+    any, is the waiter's own bookkeeping (the queues keep its place in line).  ``Hub.switch``
     recognises these entries and hands off to the greenlet directly.  Waiters
     that must be able to cancel a wake-up make the token themselves and wakers
     append ``(resume, token)`` (see ``Hub.schedule_resume``).
