@@ -13,6 +13,7 @@ format; ``suites/requests.toml`` is the annotated example.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,9 +168,23 @@ class _Table:
 
     def number(self, name: str, default: float, minimum: float = 0.0) -> float:
         value = self.data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(name, f"expected a number > {minimum:g}, got {_kind(value)}")
+        # TOML has nan and inf, and integers float() cannot hold: none is a
+        # usable timeout or delay (nan even passes "> 0" by failing every test).
+        if isinstance(value, int) and value.bit_length() > 1000:
+            raise self.error(name, f"expected a number > {minimum:g}, got an integer too large")
+        if not math.isfinite(value) or value <= minimum:
             raise self.error(name, f"expected a number > {minimum:g}, got {value!r}")
         return float(value)
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.error(
+                name, f"expected an integer from {minimum} to {maximum}, got {_kind(value)}"
+            )
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.data.get(name, default)
@@ -212,11 +227,18 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate the manifest at ``path``."""
     path = Path(path).resolve()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ManifestError(path, "", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(path, "", f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(path, "", f"not valid TOML: {exc}") from exc
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ManifestError(path, "", "not valid TOML: nested too deeply") from None
     top = _Table(path, raw, "")
     top.check_known(
         ("suite", "source", "environment", "pytest", "services", "deselect", "expected", "probe")
@@ -236,7 +258,10 @@ def load_manifest(path: str | Path) -> Manifest:
     source_kind = source.choice("kind", SOURCE_KINDS, "sdist")
     source_path = None
     if source_kind == "path":
-        raw_path = Path(source.string("path", required=True) or "")
+        text_path = source.string("path", required=True) or ""
+        if "\x00" in text_path:
+            raise source.error("path", "a path cannot hold a NUL character")
+        raw_path = Path(text_path)
         source_path = raw_path if raw_path.is_absolute() else (path.parent / raw_path).resolve()
     source_url = source.string("url", required=source_kind == "vcs")
     version = suite.string("version", required=source_kind == "sdist") or "local"
@@ -317,7 +342,9 @@ def _probe(table: _Table) -> ProbeSpec:
             raise table.error("services", f"unknown service {name!r}; known: {KNOWN_SERVICES}")
     return ProbeSpec(
         callable=target,
-        concurrency=int(table.number("concurrency", 20, minimum=0)),
+        # Each concurrent call is a greenlet and a connection: a typo such as
+        # 20000000 is refused here, not found as a hang in the probe.
+        concurrency=table.integer("concurrency", 20, minimum=1, maximum=10_000),
         delay=table.number("delay", 0.3),
         services=services,
     )

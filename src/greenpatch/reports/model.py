@@ -269,13 +269,29 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     wrong-version document.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ResultError(path, f"cannot read: {exc.strerror or exc}") from exc
+    return Result.from_dict(decode_document(raw, path), path)
+
+
+def decode_document(raw: bytes, path: str | os.PathLike[str]) -> Any:
+    """The JSON value in ``raw``; ``ResultError`` naming ``path`` for anything else."""
+    if not raw.strip():
+        raise ResultError(path, "empty file (the run was killed before writing its result?)")
     try:
-        data = json.loads(text)
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResultError(path, f"not UTF-8 text (byte {exc.start}): not a result file") from exc
     except json.JSONDecodeError as exc:
         raise ResultError(
-            path, f"not valid JSON (corrupt or truncated?) at line {exc.lineno}: {exc.msg}"
+            path,
+            f"not valid JSON (corrupt or truncated?) at line {exc.lineno} "
+            f"column {exc.colno}: {exc.msg}",
         ) from exc
-    return Result.from_dict(data, path)
+    except RecursionError:
+        # The decoder recurses per nesting level; a result is a few levels deep.
+        raise ResultError(path, "not valid JSON for a result: nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses integers of more than 4300 digits (int_max_str_digits).
+        raise ResultError(path, f"not valid JSON for a result: {exc}") from exc

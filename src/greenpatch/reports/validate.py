@@ -27,7 +27,7 @@ from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from greenpatch.reports.model import SCHEMA_VERSION, Result, ResultError
+from greenpatch.reports.model import SCHEMA_VERSION, Result, ResultError, decode_document
 
 __all__ = ["SCHEMA_RESOURCE", "load_result", "load_schema", "validate_document"]
 
@@ -89,17 +89,6 @@ def load_result(path: str | os.PathLike[str]) -> Result:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ResultError(path, f"cannot read: {exc.strerror or exc}") from exc
-    if not raw.strip():
-        raise ResultError(path, "empty file (the run was killed before writing its result?)")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ResultError(path, f"not UTF-8 text (byte {exc.start}): not a result file") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultError(
-            path,
-            f"not valid JSON (corrupt or truncated?) at line {exc.lineno} "
-            f"column {exc.colno}: {exc.msg}",
-        ) from exc
+    data = decode_document(raw, path)
     validate_document(data, path)
     return Result.from_dict(data, path)

@@ -40,6 +40,10 @@ _VERSIONS = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
 _HEX = b"0123456789abcdefABCDEF"
 #: Bytes requested per ``recv``: a whole head, or a good slice of a body.
 RECV_SIZE = 65536
+#: The most one ``recv`` asks for.  ``recv(n)`` allocates n bytes up front, so a
+#: size taken from the peer (a WebSocket frame claiming 2**40 bytes) must not
+#: reach it unbounded: that is a MemoryError, or an OverflowError past 2**63.
+MAX_RECV_SIZE = 1 << 20
 
 
 class HTTPError(Exception):
@@ -152,16 +156,21 @@ class Reader:
                 buf = buf[2:]
                 start = 0
 
+    def _receive(self, size: int) -> bytes:
+        """One recv of up to ``size`` bytes (at least one): 408 on timeout, ClientGone at EOF."""
+        try:
+            data = self.sock.recv_timeout(min(max(size, RECV_SIZE), MAX_RECV_SIZE), self.timeout)
+        except TimeoutError:
+            raise HTTPError(408, "Request Timeout", "the body stopped arriving") from None
+        if not data:
+            raise ClientGone()
+        return data
+
     def read(self, size: int) -> bytes:
         """At most ``size`` bytes (at least one unless EOF): the buffer, else one recv."""
         buf = self.buffer
         if not buf:
-            try:
-                buf = self.sock.recv_timeout(max(size, RECV_SIZE), self.timeout)
-            except TimeoutError:
-                raise HTTPError(408, "Request Timeout", "the body stopped arriving") from None
-            if not buf:
-                raise ClientGone()
+            buf = self._receive(size)
         if len(buf) <= size:
             self.buffer = b""
             return buf
@@ -180,14 +189,18 @@ class Reader:
         """One CRLF-terminated line (terminator included); 400 when longer than ``limit``."""
         while True:
             end = self.buffer.find(b"\n")
+            if end >= limit:  # the same limit whether the line came in one packet or many
+                raise bad_request("line too long in a chunked body")
             if end >= 0:
                 line = self.buffer[: end + 1]
                 self.buffer = self.buffer[end + 1 :]
                 return line
             if len(self.buffer) > limit:
                 raise bad_request("line too long in a chunked body")
-            chunk = self.read(RECV_SIZE)
-            self.buffer = self.buffer + chunk if self.buffer else chunk
+            # Receive, not ``read``: ``read`` hands back the buffer when it holds
+            # bytes, so a line split across two packets would spin here forever,
+            # holding the hub (one client's slow chunk-size line froze the server).
+            self.buffer += self._receive(RECV_SIZE)
 
 
 class Request:

@@ -232,8 +232,17 @@ class Response:
             raise ValueError("response headers must be latin-1 text (PEP 3333)") from None
 
     def _send(self, data: bytes) -> None:
+        # ``send`` in a loop rather than ``sendall``: the socket's timeout (the
+        # server's read_timeout) then bounds each wait for the client to take
+        # bytes, not the whole body -- a slow reader is served, a stalled one
+        # is dropped instead of holding its connection forever.
+        sock = self._sock
         try:
-            self._sock.sendall(data)
+            sent = sock.send(data)
+            if sent < len(data):
+                with memoryview(data) as view:
+                    while sent < len(view):
+                        sent += sock.send(view[sent:])
         except OSError as exc:
             raise ClientWriteError(exc.errno, f"sending the response failed: {exc}") from exc
 

@@ -13,7 +13,7 @@ the connection belongs to the handler until it returns, then it is closed.
 
 Protocol rules enforced (each closes the connection with the code in brackets):
 client frames must be masked [1002], no reserved bits (no extension is
-negotiated) [1002], control frames at most 125 bytes and never fragmented
+negotiated) and no reserved opcode [1002], control frames at most 125 bytes and never fragmented
 [1002], no continuation without a start and no new message inside a fragmented
 one [1002], text must be UTF-8 [1007], a message over ``max_message_size``
 [1009].  Pings are answered with pongs automatically; a close frame is echoed
@@ -36,6 +36,7 @@ __all__ = ["WebSocket", "WebSocketApp", "WebSocketError"]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+_KNOWN_OPCODES = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG})
 #: Close codes a peer may send (RFC 6455 7.4): the defined ones and 3000-4999.
 _VALID_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
@@ -70,6 +71,11 @@ class WebSocket:
         self._sock = sock
         self._reader = reader
         reader.timeout = None  # an idle WebSocket is normal; pings are the app's call
+        # WSGIServer bounds sends by its read_timeout for the whole call; a large
+        # message to a slow peer is legitimate here, so sends wait as long as needed.
+        settimeout = getattr(sock, "settimeout", None)
+        if settimeout is not None:
+            settimeout(None)
         self.max_message_size = max_message_size
         self._send_lock = Lock()
         self.closed = False
@@ -86,15 +92,17 @@ class WebSocket:
         if not second & 0x80:
             raise WebSocketError(1002, "client frames must be masked")
         length = second & 0x7F
-        if opcode >= 8:
-            if length > 125 or not fin:
-                raise WebSocketError(1002, "control frames are at most 125 bytes, unfragmented")
-        elif opcode not in (OP_CONTINUATION, OP_TEXT, OP_BINARY):
+        if opcode not in _KNOWN_OPCODES:
+            # 3-7 and 11-15 are reserved: an 11 must not pass as a data frame.
             raise WebSocketError(1002, f"unknown opcode {opcode}")
+        if opcode >= 8 and (length > 125 or not fin):
+            raise WebSocketError(1002, "control frames are at most 125 bytes, unfragmented")
         if length == 126:
             (length,) = struct.unpack("!H", read(2))
         elif length == 127:
             (length,) = struct.unpack("!Q", read(8))
+            if length >> 63:
+                raise WebSocketError(1002, "64-bit payload length with its high bit set")
         limit = self.max_message_size
         if limit is not None and length > limit:
             raise WebSocketError(1009, "message too big")

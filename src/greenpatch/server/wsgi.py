@@ -138,6 +138,10 @@ class WSGIServer(StreamServer):
     # -- one connection --------------------------------------------------------------
     def handle(self, sock: CooperativeSocket, address: Any) -> None:
         limits = self.limits
+        # Reads pass their own deadlines; the socket's timeout bounds the sends,
+        # so that a client that stops reading its response cannot hold the
+        # connection (and a pool slot) forever.
+        sock.settimeout(limits.read_timeout)
         reader = Reader(sock, limits.read_timeout)
         idle = self._idle
         timeout = limits.header_timeout  # for the first request
