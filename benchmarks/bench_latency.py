@@ -51,7 +51,7 @@ def parse_wrk(output: str) -> dict[str, float]:
         raise ValueError(f"wrk printed no rate:\n{output}")
     figures: dict[str, float] = {"requests_per_s": float(rate.group(1))}
     for percentile in ("50", "90", "99"):
-        match = re.search(rf"^\s+{percentile}%\s+(\S+)$", output, re.MULTILINE)
+        match = re.search(rf"^\s+{percentile}%\s+(\S+)[ \t]*$", output, re.MULTILINE)
         if match is None:
             raise ValueError(f"wrk printed no {percentile}% latency:\n{output}")
         figures[f"p{percentile}_ms"] = milliseconds(match.group(1))
