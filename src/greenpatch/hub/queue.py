@@ -30,9 +30,15 @@ Barging, and why it is allowed
 Between the wake-up and the resume, a greenlet that calls ``get_nowait()`` may take
 the item first, as a thread may with ``queue.Queue``.  The robbed getter then waits
 again in the place it first blocked in -- ahead of everyone who blocked after it,
-behind any other robbed getter that blocked before it -- so blocked getters are
-still served in the order they blocked.  (Each waiter's token remembers that
-order; re-queueing at the very front reversed two getters robbed in one turn.)
+behind any other robbed getter that blocked before it.  (Each waiter's token
+remembers that order; re-queueing at the very front reversed two getters robbed
+in one turn.)  Without barging, blocked getters are served strictly in the order
+they blocked.  After it the order is close but not strict: a getter that was
+woken (for an item since stolen) before the robbed one was woken again keeps its
+wake-up, and may take the next item first.  Making that strict would mean
+tracking wake-ups in flight on every put and get; ``queue.Queue`` promises no
+order at all.  Nothing is lost either way: the hub never idles while a getter
+waits and an item is there.
 Rejected: reserving woken-for items (every non-blocking call would pay for a
 reservation count); handing the item to the getter directly (then a
 timeout or kill must put it back, and "back" is ambiguous for LIFO and priority
