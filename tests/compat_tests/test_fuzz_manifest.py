@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from greenpatch.compat_tests.manifest import Manifest, ManifestError, builtin_suites, load_manifest
+from tests._fuzz import fuzz
 
 from .conftest import TINYLIB
 
@@ -37,18 +37,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-_EXAMPLES = int(os.environ.get("GREENPATCH_FUZZ_EXAMPLES", "0"))
-
-
-def fuzz(default: int) -> Any:
-    return settings(
-        max_examples=_EXAMPLES or default,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-
 
 # One file for all the examples: a temporary directory per example would cost
 # more than the parse.

@@ -26,108 +26,33 @@ set ``GREENPATCH_HYPOTHESIS_EXAMPLES`` (e.g. 2000) for a longer one.
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import os
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from greenlet import getcurrent
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import initialize, invariant, rule
 
 from greenpatch import GreenletExit, get_hub, spawn
 from greenpatch.hub.event import Event
 from greenpatch.hub.greenlet import Greenlet
-from greenpatch.hub.hub import resume
-
-EXAMPLES = int(os.environ.get("GREENPATCH_HYPOTHESIS_EXAMPLES", "100"))
-
-#: Long enough never to expire by itself during a test; the ``expire`` rule ends it.
-LONG_TIMEOUT = 3600.0
+from tests.hub._models import (
+    EXAMPLES,
+    LONG_TIMEOUT,
+    ActorMachine,
+    expire_timer_of,
+    live_timer_count,
+    loop_timers,
+    settle,
+)
 
 #: Hypothesis shrinks a failure for minutes; a hang is caught by ``settle``'s limit.
 pytestmark = pytest.mark.timeout(900)
 
 
 # -- driving the hub deterministically ------------------------------------------------
-def run_callbacks(count: int) -> None:
-    """Let the hub run the first ``count`` queued callbacks, then come back.
-
-    The test's resume is queued at position ``count`` instead of at the end (as
-    ``sleep(0)`` would): a legitimate schedule, and a finer-grained one, so that
-    non-blocking calls land between any two wake-ups.
-    """
-    hub = get_hub()
-    callbacks = hub.loop._callbacks
-    callbacks.insert(min(count, len(callbacks)), (resume, [getcurrent()]))
-    hub.switch()
-
-
-def due_timers() -> bool:
-    """Whether a timer moved into the past by ``expire_timer_of`` has yet to fire."""
-    return any(not handle.cancelled and deadline <= 0 for deadline, _, handle in _timers())
-
-
-def run_due_timers() -> None:
-    """Let the hub finish its iteration and start the next, which fires the due timers.
-
-    The test's resume is a timer too, due now: the heap puts it after the
-    timers moved to deadline 0, so they have fired when the test runs again.
-    """
-    hub = get_hub()
-    hub.loop.call_later(0, getcurrent().switch)
-    hub.switch()
-
-
-def settle(limit: int = 200) -> None:
-    """Run the hub until it has nothing left to do now (callbacks or due timers)."""
-    callbacks = get_hub().loop._callbacks
-    for _ in range(limit):
-        if callbacks:
-            run_callbacks(len(callbacks))
-        elif due_timers():
-            run_due_timers()
-        else:
-            return
-    raise AssertionError(f"the hub never settled: {len(callbacks)} callbacks keep coming")
-
-
-def _timers() -> list[tuple[float, int, Any]]:
-    return get_hub().loop._timers
-
-
-def live_timer_count() -> int:
-    return sum(not handle.cancelled for _, _, handle in _timers())
-
-
-def expire_timer_of(task: Greenlet) -> bool:
-    """Make the timeout timer of ``task``'s current wait due now; False if it has none.
-
-    Waits arm ``call_later(timeout, _expire, [worker])``; the timer
-    stays in the heap, so the waiter can still cancel it, exactly as when time
-    runs out on its own.
-    """
-    worker = task._worker
-    if worker is None:
-        return False
-    timers = _timers()
-    for index, (_, seq, handle) in enumerate(timers):
-        if handle.cancelled:
-            continue
-        callback, args = handle.callback, handle.args
-        token = args[0] if args else None
-        if getattr(callback, "__self__", None) is worker or (
-            isinstance(token, list) and token and token[0] is worker
-        ):
-            handle.deadline = 0.0
-            timers[index] = (0.0, seq, handle)
-            heapq.heapify(timers)
-            return True
-    return False
 
 
 # -- the model ------------------------------------------------------------------------
@@ -146,7 +71,7 @@ class Actor:
         return self.name
 
 
-class EventModel(RuleBasedStateMachine):
+class EventModel(ActorMachine):
     """One green ``Event`` and a ``threading.Event``, compared after every step."""
 
     def __init__(self) -> None:
@@ -177,10 +102,6 @@ class EventModel(RuleBasedStateMachine):
     def check(self, condition: bool, message: str) -> None:
         if not condition:
             raise AssertionError(message)
-
-    def raise_errors(self) -> None:
-        if self.errors:
-            raise self.errors[0]
 
     # -- the test's greenlet ---------------------------------------------------------
     @rule()
@@ -255,22 +176,6 @@ class EventModel(RuleBasedStateMachine):
     def running(self) -> list[Actor]:
         return [actor for actor in self.actors if actor.task is not None and not actor.task.dead]
 
-    @rule(pick=st.integers(0, 1000), first=st.booleans())
-    def kill(self, pick: int, first: bool) -> None:
-        """Kill an actor; the throw is queued, at the end or ``first`` in line.
-
-        ``first`` is how a ``Timeout`` hits: its timer fires before the
-        callbacks of the iteration run, e.g. before a wake-up already queued.
-        """
-        running = self.running()
-        if running:
-            task = running[pick % len(running)].task
-            assert task is not None
-            if first and task.started:
-                get_hub().loop._callbacks.appendleft((task.throw, (GreenletExit(),)))
-            else:
-                task.kill(block=False)
-
     @rule(pick=st.integers(0, 1000))
     def expire(self, pick: int) -> None:
         waiting = [actor for actor in self.running() if actor.timeout]
@@ -281,9 +186,6 @@ class EventModel(RuleBasedStateMachine):
                 actor.expired = True
 
     # -- letting the hub run -----------------------------------------------------------
-    @rule(count=st.integers(0, 4))
-    def run_some(self, count: int) -> None:
-        run_callbacks(count)
 
     @rule()
     def run_until_quiet(self) -> None:
@@ -327,7 +229,7 @@ class EventModel(RuleBasedStateMachine):
             try:
                 settle()
             finally:
-                for _, _, handle in _timers():
+                for _, _, handle in loop_timers():
                     if handle.deadline <= 0:
                         handle.cancel()
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from greenpatch.reports.html import render_html
@@ -37,19 +36,8 @@ from greenpatch.reports.markdown import render_markdown
 from greenpatch.reports.merge import Entry, Matrix
 from greenpatch.reports.model import Result, ResultError, read_result
 from greenpatch.reports.validate import load_result
+from tests._fuzz import fuzz
 from tests.reports import samples
-
-_EXAMPLES = int(os.environ.get("GREENPATCH_FUZZ_EXAMPLES", "0"))
-
-
-def fuzz(default: int) -> Any:
-    return settings(
-        max_examples=_EXAMPLES or default,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-
 
 _DIR = Path(tempfile.mkdtemp(prefix="greenpatch-fuzz-reader-"))
 PATH = _DIR / "result.json"

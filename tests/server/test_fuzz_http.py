@@ -22,12 +22,11 @@ For a longer run set ``GREENPATCH_FUZZ_EXAMPLES``, e.g.
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from greenpatch.server._body import Body
@@ -40,21 +39,9 @@ from greenpatch.server._http import (
     parse_chunk_size,
     parse_head,
 )
+from tests._fuzz import fuzz
 
 from ._client import connect, get, request
-
-_EXAMPLES = int(os.environ.get("GREENPATCH_FUZZ_EXAMPLES", "0"))
-
-
-def fuzz(default: int) -> Any:
-    """Hypothesis settings: ``default`` examples, or GREENPATCH_FUZZ_EXAMPLES."""
-    return settings(
-        max_examples=_EXAMPLES or default,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-
 
 #: Statuses the server answers to a request it refuses (docs/server.md).
 REFUSALS = {400, 413, 414, 417, 431, 501, 505}

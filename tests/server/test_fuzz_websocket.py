@@ -21,32 +21,20 @@ tests/server/test_fuzz_websocket.py``).
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from greenpatch.server import WebSocket, WebSocketApp
 from greenpatch.server._http import Reader
 from greenpatch.server.websocket import _unmask
+from tests._fuzz import fuzz
 
 from ._client import ResponseReader, connect
-
-_EXAMPLES = int(os.environ.get("GREENPATCH_FUZZ_EXAMPLES", "0"))
-
-
-def fuzz(default: int) -> Any:
-    return settings(
-        max_examples=_EXAMPLES or default,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-
 
 MAX_MESSAGE = 300
 #: Codes a server may put in a close frame (1005, 1006 and 1015 never go on the wire).
