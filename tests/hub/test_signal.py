@@ -196,3 +196,53 @@ def test_signals_that_cannot_be_handled_raise_value_error(signum):
 def test_handler_must_be_callable():
     with pytest.raises(TypeError):
         signal_handler(signal.SIGUSR1, "not callable")  # type: ignore[arg-type]
+
+
+def test_stop_keeping_disposition_leaves_the_handler_installed_just_before(restore_signals):
+    hits: list[int] = []
+    watcher = get_hub().loop.signal(signal.SIGUSR1)
+    try:
+        watcher.start(lambda: None)  # libev's handler is installed now
+        signal.signal(signal.SIGUSR1, lambda signum, frame: hits.append(signum))
+        watcher.stop_keeping_disposition()
+        assert not watcher.active
+        # A plain stop would have left SIG_DFL, which ends this process.
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert wait_for(lambda: hits == [signal.SIGUSR1])
+    finally:
+        watcher.close()
+
+
+def test_cancel_during_a_signal_storm_from_another_thread_never_ends_the_process():
+    # The last cancel stops libev's watcher, whose reset to SIG_DFL would end the
+    # process if a signal came before Python's handler is back; the stop puts the
+    # handler back in C at once, so only one system call is exposed.  Many
+    # install/cancel rounds under a storm, in a child interpreter.
+    code = textwrap.dedent(
+        """
+        import os, signal, threading
+        from greenpatch import sleep
+        from greenpatch.hub.signal import signal_handler
+
+        signal.signal(signal.SIGUSR1, lambda *args: None)
+        done = threading.Event()
+
+        def storm():
+            while not done.is_set():
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+        thread = threading.Thread(target=storm)
+        thread.start()
+        try:
+            for _ in range(2000):
+                handle = signal_handler(signal.SIGUSR1, lambda: None)
+                sleep(0)
+                handle.cancel()
+        finally:
+            done.set()
+            thread.join()
+        print("survived")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "survived", (out.returncode, out.stderr[-2000:])

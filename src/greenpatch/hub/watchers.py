@@ -244,7 +244,12 @@ class TimerWatcher(Watcher):
 
 
 class SignalWatcher(Watcher):
-    __slots__ = ()
+    """Watches a signal.  libev installs its handler when a signal's first watcher
+    starts and resets the signal to ``SIG_DFL`` when its last one stops; with
+    ``keep_disposition`` set, a stop leaves the handler in effect just before it.
+    """
+
+    __slots__ = ("keep_disposition",)
     _ctype = "ev_signal *"
     _start_fn = lib.ev_signal_start
     _stop_fn = lib.ev_signal_stop
@@ -257,11 +262,48 @@ class SignalWatcher(Watcher):
             # handler for it would never be called.
             raise ValueError("SIGCHLD is reserved for child watchers on the default loop")
         super().__init__(loop)
+        self.keep_disposition = False
         lib.gp_signal_init(self._c, signum)
+
+    def stop(self) -> None:
+        if self.keep_disposition:
+            self.stop_keeping_disposition()
+        else:
+            super().stop()
+
+    def capture_libev_handler(self) -> bool:
+        """Remember the handler in effect now as libev's own (call right after a
+        start that installed it); False if it could not be read."""
+        return bool(lib.gp_signal_save_action(self.signum))
+
+    def reinstall_libev_handler(self) -> bool:
+        """Put libev's handler, captured earlier, back in effect with one atomic
+        ``sigaction``; False if none was captured for this signal."""
+        return bool(lib.gp_signal_restore_action(self.signum))
 
     @property
     def signum(self) -> int:
         return int(self._check().signum)
+
+    def stop_keeping_disposition(self) -> None:
+        """``stop()``, except that the signal keeps the handler installed just before.
+
+        A plain stop of a signal's last watcher leaves it at ``SIG_DFL`` (libev's
+        rule).  Install the handler you want first, then call this: the signal is
+        never at its default action for longer than one system call.
+        """
+        if not self._id:
+            return
+        loop = self.loop
+        del loop._active[self._id]
+        self._id = 0
+        self.callback = None
+        self.args = ()
+        if loop._ptr is None:
+            return
+        if not self._ref:
+            lib.ev_ref(loop._ev)
+        lib.gp_signal_stop_keeping_disposition(loop._ev, self._c)
 
     def _describe(self) -> str:
         return f"signum={self._c.signum}" if self._c is not None else ""
