@@ -198,13 +198,14 @@ def test_handler_must_be_callable():
         signal_handler(signal.SIGUSR1, "not callable")  # type: ignore[arg-type]
 
 
-def test_stop_keeping_disposition_leaves_the_handler_installed_just_before(restore_signals):
+def test_a_stop_keeping_disposition_leaves_the_handler_installed_just_before(restore_signals):
     hits: list[int] = []
     watcher = get_hub().loop.signal(signal.SIGUSR1)
     try:
         watcher.start(lambda: None)  # libev's handler is installed now
         signal.signal(signal.SIGUSR1, lambda signum, frame: hits.append(signum))
-        watcher.stop_keeping_disposition()
+        watcher.keep_disposition = True
+        watcher.stop()
         assert not watcher.active
         # A plain stop would have left SIG_DFL, which ends this process.
         os.kill(os.getpid(), signal.SIGUSR1)

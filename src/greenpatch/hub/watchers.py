@@ -246,13 +246,13 @@ class TimerWatcher(Watcher):
 class SignalWatcher(Watcher):
     """Watches a signal.  libev installs its handler when a signal's first watcher
     starts and resets the signal to ``SIG_DFL`` when its last one stops; with
-    ``keep_disposition`` set, a stop leaves the handler in effect just before it.
+    ``keep_disposition`` set, a stop puts the handler in effect just before it
+    straight back (in C, one system call after libev's reset).
     """
 
     __slots__ = ("keep_disposition",)
     _ctype = "ev_signal *"
     _start_fn = lib.ev_signal_start
-    _stop_fn = lib.ev_signal_stop
 
     def __init__(self, loop: Loop, signum: int) -> None:
         if not 0 < signum < 65:
@@ -265,11 +265,12 @@ class SignalWatcher(Watcher):
         self.keep_disposition = False
         lib.gp_signal_init(self._c, signum)
 
-    def stop(self) -> None:
+    # Read-only here: the C stop is chosen per stop (Watcher.stop calls it).
+    @property
+    def _stop_fn(self) -> Callable[[Any, Any], None]:  # type: ignore[override]
         if self.keep_disposition:
-            self.stop_keeping_disposition()
-        else:
-            super().stop()
+            return lib.gp_signal_stop_keeping_disposition  # type: ignore[no-any-return]
+        return lib.ev_signal_stop  # type: ignore[no-any-return]
 
     def capture_libev_handler(self) -> bool:
         """Remember the handler in effect now as libev's own (call right after a
@@ -284,26 +285,6 @@ class SignalWatcher(Watcher):
     @property
     def signum(self) -> int:
         return int(self._check().signum)
-
-    def stop_keeping_disposition(self) -> None:
-        """``stop()``, except that the signal keeps the handler installed just before.
-
-        A plain stop of a signal's last watcher leaves it at ``SIG_DFL`` (libev's
-        rule).  Install the handler you want first, then call this: the signal is
-        never at its default action for longer than one system call.
-        """
-        if not self._id:
-            return
-        loop = self.loop
-        del loop._active[self._id]
-        self._id = 0
-        self.callback = None
-        self.args = ()
-        if loop._ptr is None:
-            return
-        if not self._ref:
-            lib.ev_ref(loop._ev)
-        lib.gp_signal_stop_keeping_disposition(loop._ev, self._c)
 
     def _describe(self) -> str:
         return f"signum={self._c.signum}" if self._c is not None else ""
