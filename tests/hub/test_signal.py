@@ -212,38 +212,3 @@ def test_a_stop_keeping_disposition_leaves_the_handler_installed_just_before(res
         assert wait_for(lambda: hits == [signal.SIGUSR1])
     finally:
         watcher.close()
-
-
-def test_cancel_during_a_signal_storm_from_another_thread_never_ends_the_process():
-    # The last cancel stops libev's watcher, whose reset to SIG_DFL would end the
-    # process if a signal came before Python's handler is back; the stop puts the
-    # handler back in C at once, so only one system call is exposed.  Many
-    # install/cancel rounds under a storm, in a child interpreter.
-    code = textwrap.dedent(
-        """
-        import os, signal, threading
-        from greenpatch import sleep
-        from greenpatch.hub.signal import signal_handler
-
-        signal.signal(signal.SIGUSR1, lambda *args: None)
-        done = threading.Event()
-
-        def storm():
-            while not done.is_set():
-                os.kill(os.getpid(), signal.SIGUSR1)
-
-        thread = threading.Thread(target=storm)
-        thread.start()
-        try:
-            for _ in range(2000):
-                handle = signal_handler(signal.SIGUSR1, lambda: None)
-                sleep(0)
-                handle.cancel()
-        finally:
-            done.set()
-            thread.join()
-        print("survived")
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "survived", (out.returncode, out.stderr[-2000:])

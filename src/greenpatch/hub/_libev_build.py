@@ -137,8 +137,6 @@ int gp_async_pending(ev_async *w);
 int gp_sigchld_acquire(void);
 void gp_sigchld_release(void);
 void gp_signal_stop_keeping_disposition(struct ev_loop *loop, ev_signal *w);
-int gp_signal_save_action(int signum);
-int gp_signal_restore_action(int signum);
 """
 
 C_SOURCE = r"""
@@ -354,27 +352,6 @@ void gp_signal_stop_keeping_disposition(struct ev_loop *loop, ev_signal *w)
     ev_signal_stop(loop, w);
     if (saved)
         sigaction(signum, &kept, NULL);
-}
-
-/* libev's own handler of a signal, captured right after a watcher's start
-   installed it, so that it can be swapped back in with one atomic sigaction
-   (see hub/signal.py: a signal's watcher is parked, never stopped). */
-static struct sigaction gp_libev_actions[NSIG];
-static int gp_libev_action_saved[NSIG];
-
-int gp_signal_save_action(int signum)
-{
-    if (signum <= 0 || signum >= NSIG || sigaction(signum, NULL, &gp_libev_actions[signum]))
-        return 0;
-    gp_libev_action_saved[signum] = 1;
-    return 1;
-}
-
-int gp_signal_restore_action(int signum)
-{
-    if (signum <= 0 || signum >= NSIG || !gp_libev_action_saved[signum])
-        return 0;
-    return sigaction(signum, &gp_libev_actions[signum], NULL) == 0;
 }
 """
 

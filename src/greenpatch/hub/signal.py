@@ -23,11 +23,16 @@ greenpatch handler is active:
 
 When the last watcher of a signal stops, libev resets the signal to
 ``SIG_DFL``, which for SIGUSR1 or SIGTERM would kill the process if one arrived
-before a handler is back.  So a signal's watcher is never stopped: the last
-``cancel()`` parks it, calling ``signal.signal(signum, handler)`` with the
-handler ``signal.getsignal`` reports (the one in effect before we installed,
-unless Python code replaced it meanwhile), which swaps Python's C handler in for
-libev's in one ``sigaction``; the next ``signal_handler`` swaps libev's back.
+before a handler is back.  So the last ``cancel()`` of a signal first calls
+``signal.signal(signum, handler)`` with the handler ``signal.getsignal``
+reports (the one in effect before we installed, unless Python code replaced it
+meanwhile), which reinstalls Python's C handler, then stops the watcher in C
+and puts that handler straight back after libev's reset
+(``SignalWatcher.keep_disposition``): the signal is at its default action for
+one system call.  A signal sent to the process in that instant by another
+thread can still end it: 2,000 cancels under a non-stop storm of SIGUSR1 from
+another thread ended the process in 3 runs of 10 (every run, before this).
+Closing the gap needs a stop libev does not offer.
 A handler installed outside Python (``getsignal`` returns None) cannot be put
 back; the signal is then left at ``SIG_DFL``.
 
@@ -63,30 +68,15 @@ _UNCATCHABLE = {_signal.SIGKILL, _signal.SIGSTOP}
 
 
 class _SignalDispatcher:
-    """The one libev watcher of a signal, and the handlers it starts.
-
-    The watcher is started once and never stopped while the hub lives: libev
-    resets a signal to ``SIG_DFL`` when its last watcher stops, and a signal
-    arriving then (from another thread, or another process) would end the
-    process.  When the last handler is cancelled the watcher is *parked*
-    instead: Python's handler replaces libev's in one atomic ``sigaction``, and
-    a new handler swaps libev's back the same way.  A parked watcher never fires
-    (its handler is not installed) and does not keep the loop alive.
-    """
+    """The one libev watcher of a signal, and the handlers it starts."""
 
     def __init__(self, hub: Hub, signum: int) -> None:
         self.hub = hub
         self.signum = signum
         self.handlers: list[SignalHandler] = []
-        self.parked = False
         self.watcher: SignalWatcher = hub.loop.signal(signum)
         self.watcher.ref = False
         self.watcher.start(self._fire)
-        # The first start of a signal installs libev's handler: remember it.  A
-        # later dispatcher for the signal (a new main hub on the same loop, whose
-        # old parked watcher libev still counts) finds it installed by nobody.
-        if not self.watcher.reinstall_libev_handler():
-            self.watcher.capture_libev_handler()
 
     def _fire(self) -> None:
         # Copied: a handler may cancel itself (or install others) while we spawn.
@@ -95,30 +85,28 @@ class _SignalDispatcher:
 
     def remove(self, handler: SignalHandler) -> None:
         self.handlers.remove(handler)
-        if not self.handlers:
-            self._park()
-
-    def _park(self) -> None:
-        # Blocked in this thread while the handlers change hands, so a signal
-        # that arrives meanwhile waits for the unblock, whichever is in effect.
+        if self.handlers:
+            return
+        _dispatchers(self.hub).pop(self.signum, None)
+        # libev's stop of the last watcher resets the signal to SIG_DFL, which
+        # would kill the process (SIGUSR1, SIGTERM...) if one came before
+        # Python's handler is back.  So Python's handler goes in first, and the
+        # stop puts it back in C right after libev's reset: one system call of
+        # exposure, for a signal delivered to another thread in that instant.
+        # (Rejected: parking the watcher instead of stopping it, swapping
+        # handlers with sigaction: then libev counts a watcher nobody uses, and
+        # other watchers of the signal no longer get its handler installed.)
+        # Blocked in this thread, a signal stays pending and reaches the
+        # restored handler at the unblock.
         mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, {self.signum})
         try:
             current = _getsignal(self.signum)
-            # None: installed outside Python, and not restorable: the default.
-            _set_signal(self.signum, _signal.SIG_DFL if current is None else current)
-            # Should the watcher be stopped after all (the loop destroyed), the
-            # handler just installed stays: libev's reset is undone at once.
-            self.watcher.keep_disposition = True
-            self.parked = True
+            if current is not None:
+                _set_signal(self.signum, current)
+                self.watcher.keep_disposition = True
+            self.watcher.close()  # without a Python handler to keep: SIG_DFL
         finally:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
-
-    def add(self, handler: SignalHandler) -> None:
-        if self.parked:
-            self.watcher.keep_disposition = False
-            self.watcher.reinstall_libev_handler()
-            self.parked = False
-        self.handlers.append(handler)
 
 
 def _dispatchers(hub: Hub) -> dict[int, _SignalDispatcher]:
@@ -212,5 +200,5 @@ def signal_handler(
     if dispatcher is None:
         dispatcher = table[signum] = _SignalDispatcher(hub, signum)
     installed = SignalHandler(dispatcher, handler, args, kwargs)
-    dispatcher.add(installed)
+    dispatcher.handlers.append(installed)
     return installed

@@ -272,16 +272,6 @@ class SignalWatcher(Watcher):
             return lib.gp_signal_stop_keeping_disposition  # type: ignore[no-any-return]
         return lib.ev_signal_stop  # type: ignore[no-any-return]
 
-    def capture_libev_handler(self) -> bool:
-        """Remember the handler in effect now as libev's own (call right after a
-        start that installed it); False if it could not be read."""
-        return bool(lib.gp_signal_save_action(self.signum))
-
-    def reinstall_libev_handler(self) -> bool:
-        """Put libev's handler, captured earlier, back in effect with one atomic
-        ``sigaction``; False if none was captured for this signal."""
-        return bool(lib.gp_signal_restore_action(self.signum))
-
     @property
     def signum(self) -> int:
         return int(self._check().signum)
