@@ -455,3 +455,27 @@ def test_websocket_frame_claiming_a_huge_length_without_a_limit_does_not_crash(s
             assert ended.wait(WAIT)
     assert codes == [1006, 1002]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def trickled_post(server: Any, body: bytes, pause: float) -> int:
+    """POST ``body`` a byte at a time, ``pause`` seconds apart; the response's status."""
+    with connect(server.address) as sock:
+        sock.sendall(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for index in range(len(body)):
+            try:
+                sock.wait_readable(pause)  # the server answered early: stop sending
+                break
+            except TimeoutError:
+                pass
+            sock.sendall(body[index : index + 1])
+        return ResponseReader(sock).read().status
+
+
+@pytest.mark.parametrize(("body_timeout", "status"), [(0.3, 408), (None, 200)])
+def test_body_timeout_bounds_a_body_trickled_just_inside_read_timeout(
+    start_wsgi, body_timeout, status
+):
+    # Each byte comes well within read_timeout; only body_timeout bounds the whole.
+    server = start_wsgi(app, read_timeout=WAIT, body_timeout=body_timeout)
+    assert trickled_post(server, b"x" * 20, pause=0.05) == status
+    assert request(server.address, get("/after")).status == 200  # still serving

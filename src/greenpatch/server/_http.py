@@ -68,6 +68,7 @@ class Limits:
     """The sizes and times a server accepts; see ``WSGIServer`` for their meaning."""
 
     __slots__ = (
+        "body_timeout",
         "header_timeout",
         "keepalive_timeout",
         "max_body_size",
@@ -86,6 +87,7 @@ class Limits:
         header_timeout: float | None = 10.0,
         keepalive_timeout: float | None = 15.0,
         read_timeout: float | None = 60.0,
+        body_timeout: float | None = None,
     ) -> None:
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
@@ -94,6 +96,7 @@ class Limits:
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
         self.read_timeout = read_timeout
+        self.body_timeout = body_timeout
 
 
 class Reader:
@@ -103,12 +106,14 @@ class Reader:
     body, or the next pipelined request.
     """
 
-    __slots__ = ("buffer", "sock", "timeout")
+    __slots__ = ("body_deadline", "buffer", "sock", "timeout")
 
     def __init__(self, sock: CooperativeSocket, timeout: float | None) -> None:
         self.sock = sock
         self.timeout = timeout
         self.buffer = b""
+        #: When the body being read must have arrived (``monotonic()``), or None.
+        self.body_deadline: float | None = None
 
     def fill(self, timeout: float | None) -> bool:
         """Receive once more into the buffer; False at EOF.  TimeoutError on timeout."""
@@ -158,8 +163,15 @@ class Reader:
 
     def _receive(self, size: int) -> bytes:
         """One recv of up to ``size`` bytes (at least one): 408 on timeout, ClientGone at EOF."""
+        timeout = self.timeout
+        deadline = self.body_deadline
+        if deadline is not None:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise HTTPError(408, "Request Timeout", "the body took longer than body_timeout")
+            timeout = remaining if timeout is None else min(timeout, remaining)
         try:
-            data = self.sock.recv_timeout(min(max(size, RECV_SIZE), MAX_RECV_SIZE), self.timeout)
+            data = self.sock.recv_timeout(min(max(size, RECV_SIZE), MAX_RECV_SIZE), timeout)
         except TimeoutError:
             raise HTTPError(408, "Request Timeout", "the body stopped arriving") from None
         if not data:

@@ -14,7 +14,10 @@ Time limits, so that slow or idle clients cannot hold connections forever:
   from its first byte (and, for a new connection, the first byte too): 408;
 * ``keepalive_timeout``: an idle keep-alive connection is closed after it;
 * ``read_timeout``: each wait for more body bytes, and for the client to take
-  response bytes, is bounded by it.
+  response bytes, is bounded by it;
+* ``body_timeout`` (off by default): the whole request body must arrive within
+  it, counted from the end of the head: 408.  Against slow POST, where each
+  byte arrives just inside ``read_timeout``.
 
 ``stop(timeout)`` closes idle keep-alive connections at once, lets requests in
 progress finish (their responses say ``Connection: close``), and kills what is
@@ -27,7 +30,7 @@ import logging
 import socket
 import ssl
 import sys
-from time import localtime, strftime
+from time import localtime, monotonic, strftime
 from typing import IO, Any, Callable
 from urllib.parse import unquote_to_bytes
 
@@ -80,6 +83,7 @@ class WSGIServer(StreamServer):
         header_timeout: float | None = 10.0,
         keepalive_timeout: float | None = 15.0,
         read_timeout: float | None = 60.0,
+        body_timeout: float | None = None,
         handshake_timeout: float | None = 10.0,
     ) -> None:
         super().__init__(
@@ -98,6 +102,7 @@ class WSGIServer(StreamServer):
             header_timeout=header_timeout,
             keepalive_timeout=keepalive_timeout,
             read_timeout=read_timeout,
+            body_timeout=body_timeout,
         )
         self.access_log = access_log if log is _DEFAULT_LOG else log
         self.extra_environ = dict(environ or {})
@@ -214,6 +219,10 @@ class WSGIServer(StreamServer):
             def send_continue() -> None:
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+        # The whole body's deadline (slow POST: a byte just inside each read_timeout).
+        reader.body_deadline = (
+            None if limits.body_timeout is None else monotonic() + limits.body_timeout
+        )
         body = Body(
             reader, request.content_length, request.chunked, limits.max_body_size, send_continue
         )
