@@ -20,7 +20,7 @@ import pytest
 
 from greenpatch.hub import joinall, sleep, spawn
 from greenpatch.hub.event import Event
-from greenpatch.server import CooperativeSocket, WebSocket, WebSocketApp
+from greenpatch.server import CooperativeSocket, WebSocket, WebSocketApp, WebSocketError
 
 from ._client import WAIT, ResponseReader, connect, get, read_until_closed, request
 
@@ -479,3 +479,29 @@ def test_body_timeout_bounds_a_body_trickled_just_inside_read_timeout(
     server = start_wsgi(app, read_timeout=WAIT, body_timeout=body_timeout)
     assert trickled_post(server, b"x" * 20, pause=0.05) == status
     assert request(server.address, get("/after")).status == 200  # still serving
+
+
+def test_websocket_send_timeout_drops_a_peer_that_stops_reading(start_wsgi):
+    outcome: list[Any] = []
+    finished = Event()
+
+    def flood(ws: WebSocket, environ: dict[str, Any]) -> None:
+        try:
+            while True:
+                ws.send(b"x" * 65536)
+        except Exception as exc:
+            outcome.append(exc)
+            raise
+        finally:
+            finished.set()
+
+    server = start_wsgi(WebSocketApp(flood, send_timeout=0.2))
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(server.address)
+    with CooperativeSocket(raw, timeout=WAIT) as sock:
+        sock.sendall(HANDSHAKE)  # then never reads: the server's sends stall
+        assert finished.wait(WAIT), "the handler still waits on a peer that stopped reading"
+    [error] = outcome
+    assert isinstance(error, WebSocketError) and error.code == 1006
+    assert request(server.address, get()).status == 400  # still serving (not a handshake)

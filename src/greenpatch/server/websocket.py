@@ -67,15 +67,22 @@ def _unmask(data: bytes, mask: bytes) -> bytes:
 class WebSocket:
     """One server-side WebSocket connection: ``receive``, ``send``, ``ping``, ``close``."""
 
-    def __init__(self, sock: Any, reader: Reader, max_message_size: int | None) -> None:
+    def __init__(
+        self,
+        sock: Any,
+        reader: Reader,
+        max_message_size: int | None,
+        send_timeout: float | None = None,
+    ) -> None:
         self._sock = sock
         self._reader = reader
         reader.timeout = None  # an idle WebSocket is normal; pings are the app's call
-        # WSGIServer bounds sends by its read_timeout for the whole call; a large
-        # message to a slow peer is legitimate here, so sends wait as long as needed.
+        # Not WSGIServer's read_timeout: a large message to a slow peer is
+        # legitimate here.  send_timeout bounds each frame's send instead (None:
+        # as long as it takes).
         settimeout = getattr(sock, "settimeout", None)
         if settimeout is not None:
-            settimeout(None)
+            settimeout(send_timeout)
         self.max_message_size = max_message_size
         self._send_lock = Lock()
         self.closed = False
@@ -192,9 +199,17 @@ class WebSocket:
             head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
         # Frames from several greenlets must not interleave on the wire.
         with self._send_lock:
-            self._sock.sendall(head + payload if length < 65536 else head)
-            if length >= 65536:
-                self._sock.sendall(payload)
+            try:
+                self._sock.sendall(head + payload if length < 65536 else head)
+                if length >= 65536:
+                    self._sock.sendall(payload)
+            except TimeoutError:
+                # Part of a frame may be on the wire: the stream can carry no
+                # other frame, not even a close.
+                self._gone()
+                raise WebSocketError(
+                    1006, "the peer did not take the message within send_timeout"
+                ) from None
 
     def send(self, message: str | bytes) -> None:
         """Send a text (str) or binary (bytes) message."""
@@ -219,7 +234,7 @@ class WebSocket:
             self.close_code = code
         try:
             self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:123])
-        except OSError:
+        except (OSError, WebSocketError):
             pass
 
     def _fail(self, code: int, reason: str) -> None:
@@ -240,6 +255,9 @@ class WebSocketApp:
 
     ``fallback``: a WSGI app for requests that are not WebSocket handshakes
     (default: answer 400).  ``max_message_size``: bytes per message (close 1009).
+    ``send_timeout``: seconds a peer has to take each frame sent to it; after
+    that ``send`` raises ``WebSocketError(1006)`` and the connection is dropped
+    (default None: a peer that stops reading holds the handler for ever).
     """
 
     def __init__(
@@ -247,10 +265,12 @@ class WebSocketApp:
         handler: Handler,
         fallback: Callable[..., Any] | None = None,
         max_message_size: int | None = 16 * 1024 * 1024,
+        send_timeout: float | None = None,
     ) -> None:
         self.handler = handler
         self.fallback = fallback
         self.max_message_size = max_message_size
+        self.send_timeout = send_timeout
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         upgrade = environ.get("greenpatch.upgrade")
@@ -269,7 +289,7 @@ class WebSocketApp:
                 ("Sec-WebSocket-Accept", accept_key(environ["HTTP_SEC_WEBSOCKET_KEY"])),
             ]
         )
-        ws = WebSocket(sock, reader, self.max_message_size)
+        ws = WebSocket(sock, reader, self.max_message_size, self.send_timeout)
         try:
             self.handler(ws, environ)
         finally:
