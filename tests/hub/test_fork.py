@@ -129,7 +129,7 @@ def test_child_hub_works_while_parent_greenlets_stay_blocked_on_sockets():
         for a, b in pairs:
             a.close()
             b.close()
-    assert not hub._fd_waits
+    assert not hub.tracked_fds
 
 
 def test_fork_from_inside_a_greenlet_continues_in_that_greenlet_in_the_child():

@@ -113,7 +113,7 @@ def test_wait_read_timeout_raises_and_removes_its_watcher():
         with pytest.raises(TimeoutError):
             greenpatch.wait_read(a.fileno(), timeout=0.01)
         assert hub.loop.active_watcher_count == before
-        assert a.fileno() not in hub._fd_waits
+        assert a.fileno() not in hub.tracked_fds
     finally:
         a.close()
         b.close()

@@ -55,16 +55,16 @@ SETTLE_ROUNDS = 50
 
 def _live_timers(hub: Hub) -> int:
     loop = hub.loop
-    return len(loop._timers) - loop._cancelled_timers
+    return loop.live_timers
 
 
 def _state(hub: Hub) -> dict[str, Any]:
     """What a finished wait must have given back, as one comparable value."""
     return {
         "active watchers and live timers": hub.loop.active_watcher_count,
-        "libev watchers": len(hub.loop._active),
+        "libev watchers": hub.loop.started_watchers,
         "live timers": _live_timers(hub),
-        "tracked descriptors": sorted(hub._fd_waits),
+        "tracked descriptors": hub.tracked_fds,
         "queued callbacks": hub.loop.pending_callbacks,
     }
 
@@ -224,7 +224,7 @@ def test_kill_in_select_untracks_the_descriptor(
     hub = baseline.hub
     for timeout in (None, 30.0):
         glet = _blocked(
-            green_select.select, [a], [], [], timeout, waiting=lambda: a.fileno() in hub._fd_waits
+            green_select.select, [a], [], [], timeout, waiting=lambda: a.fileno() in hub.tracked_fds
         )
         _kill(glet)
         baseline.assert_nothing_left()
@@ -423,8 +423,8 @@ def test_kill_in_popen_communicate_leaves_the_child_reapable(
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     try:
-        _kill(_blocked(proc.communicate, waiting=lambda: out_fd in hub._fd_waits))
-        assert out_fd not in hub._fd_waits
+        _kill(_blocked(proc.communicate, waiting=lambda: out_fd in hub.tracked_fds))
+        assert out_fd not in hub.tracked_fds
         assert proc.returncode is None
     finally:
         _assert_reaped(proc)

@@ -335,8 +335,8 @@ def loop_state() -> tuple[int, int, int]:
     """Active watchers, live Python timers and descriptor waits of the current hub."""
     hub = get_hub()
     loop = hub.loop
-    timers = len(loop._timers) - loop._cancelled_timers
-    return len(loop._active), timers, sum(len(waits) for waits in hub._fd_waits.values())
+    timers = loop.live_timers
+    return loop.started_watchers, timers, sum(len(waits) for waits in hub._fd_waits.values())
 
 
 @pytest.mark.parametrize("make_case", CASES.values(), ids=list(CASES))

@@ -37,8 +37,8 @@ def timer_state(loop: Loop) -> dict[str, int]:
     dead = sum(1 for entry in loop._timers if entry[2].cancelled)
     return {
         "active watchers and live timers": loop.active_watcher_count,
-        "libev watchers": len(loop._active),
-        "live timers": len(loop._timers) - loop._cancelled_timers,
+        "libev watchers": loop.started_watchers,
+        "live timers": loop.live_timers,
         # The counter must match the heap: a drift would misjudge the loop's liveness.
         "cancelled counter drift": loop._cancelled_timers - dead,
     }

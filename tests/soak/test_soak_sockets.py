@@ -51,9 +51,9 @@ def loop_state(loop: Loop) -> dict[str, Any]:
     hub = get_hub()
     return {
         "active watchers and live timers": loop.active_watcher_count,
-        "libev watchers": len(loop._active),
-        "live timers": len(loop._timers) - loop._cancelled_timers,
-        "tracked descriptors": sorted(hub._fd_waits),
+        "libev watchers": loop.started_watchers,
+        "live timers": loop.live_timers,
+        "tracked descriptors": hub.tracked_fds,
     }
 
 

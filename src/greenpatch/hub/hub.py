@@ -261,6 +261,11 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         """
         self._fd_waits.setdefault(fd, []).append(watcher)
 
+    @property
+    def tracked_fds(self) -> list[int]:
+        """The descriptors with tracked waits (see ``track_fd``), sorted: for leak checks."""
+        return sorted(self._fd_waits)
+
     def untrack_fd(self, fd: int, watcher: Watcher) -> None:
         waits = self._fd_waits.get(fd)
         if waits is None:

@@ -214,11 +214,21 @@ class Loop:
     @property
     def active_watcher_count(self) -> int:
         """Active libev watchers started through this object, plus pending timers."""
-        return len(self._active) + len(self._timers) - self._cancelled_timers
+        return self.started_watchers + self.live_timers
 
     @property
     def pending_callbacks(self) -> int:
         return len(self._callbacks)
+
+    @property
+    def live_timers(self) -> int:
+        """Timers of ``call_later`` neither fired nor cancelled (for leak checks)."""
+        return len(self._timers) - self._cancelled_timers
+
+    @property
+    def started_watchers(self) -> int:
+        """libev watchers started through this object and not stopped (for leak checks)."""
+        return len(self._active)
 
     def ref(self) -> None:
         """Count one more reason for the loop to stay alive (``ev_ref``)."""
