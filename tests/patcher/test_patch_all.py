@@ -102,7 +102,8 @@ def test_late_patch_warns_naming_the_module_that_holds_a_stale_reference(tmp_pat
     assert "module 'early_user' was imported before patch_all()" in out.stderr
     assert "sleep (the original time.sleep)" in out.stderr
     assert "socket (the original socket.socket)" in out.stderr
-    assert out.stderr.count("early_user") == 2  # one warning (message + source line)
+    # One warning naming both names.  (Python 3.13 also prints the -c source line.)
+    assert out.stderr.count("GreenpatchWarning") == 1
 
 
 def test_patched_program_runs_blocking_code_concurrently():

@@ -564,7 +564,10 @@ def test_fork_child_sees_only_the_forking_thread():
         pid = os.fork()
         if pid == 0:
             ok = not blocked.is_alive() and threading.enumerate() == [threading.main_thread()]
-            child = threading.Thread(target=print, args=("child thread runs",))
+            # flush: os._exit below drops what stdout still buffers.
+            child = threading.Thread(
+                target=print, args=("child thread runs",), kwargs={"flush": True}
+            )
             child.start(); child.join()
             os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)

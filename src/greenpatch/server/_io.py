@@ -54,6 +54,15 @@ __all__ = ["CooperativeSocket", "SocketClosedError"]
 # servers want the bare system calls on their hot paths.
 RawSocket = _socket.socket
 _WouldBlock = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError)
+
+if issubclass(socket.timeout, TimeoutError):  # Python 3.10+: one and the same
+    SocketTimeout: type[OSError] = socket.timeout
+else:  # Python 3.9: socket.timeout is an OSError of its own
+
+    class SocketTimeout(socket.timeout, TimeoutError):  # type: ignore[no-redef, misc]
+        """``socket.timeout`` that is also a ``TimeoutError``, as on Python 3.10+."""
+
+
 _UNSET: Any = object()
 
 
@@ -120,7 +129,7 @@ class CooperativeSocket:
         if timeout is None:
             hub.wait(watcher)
         else:
-            hub.wait(watcher, timeout, socket.timeout("timed out"))
+            hub.wait(watcher, timeout, SocketTimeout("timed out"))
 
     def _wait_for(self, exc: BaseException, timeout: float | None) -> None:
         # SSL says which way it needs to go; plain sockets block on the call's own way.
@@ -188,7 +197,7 @@ class CooperativeSocket:
                 data = recv(bufsize)
             except _WouldBlock as exc:
                 if timeout is not None and timeout <= 0:
-                    raise socket.timeout("timed out") from None
+                    raise SocketTimeout("timed out") from None
                 self._wait_for(exc, timeout)
                 continue
             if self._short_read is not None:
@@ -239,7 +248,7 @@ class CooperativeSocket:
                         raise
                     remaining = None if deadline is None else deadline - monotonic()
                     if remaining is not None and remaining <= 0:
-                        raise socket.timeout("timed out") from None
+                        raise SocketTimeout("timed out") from None
                     self._wait_for(exc, remaining)
 
     def sendto(self, data: Any, address: Any) -> int:
@@ -266,7 +275,7 @@ class CooperativeSocket:
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
                 remaining = None if deadline is None else deadline - monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise socket.timeout("TLS handshake timed out") from None
+                    raise SocketTimeout("TLS handshake timed out") from None
                 self._wait_for(exc, remaining)
 
     # -- the rest of the socket API --------------------------------------------
