@@ -263,7 +263,19 @@ def _unprivileged() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("root without setpriv: cannot make a directory unwritable")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    # nobody must be able to run this interpreter (a pyenv build under /root, with
+    # its libpython there, is not).
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import greenpatch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot run {sys.executable}: {probe.stderr.strip()[:200]}")
+    return prefix
 
 
 @pytest.mark.parametrize("blocker", ["file-in-the-way", "read-only-parent", "read-only-out"])
