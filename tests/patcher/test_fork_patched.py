@@ -10,9 +10,9 @@ its status with the green ``os.waitpid``, during which its other greenlets run.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+
+from tests.patcher._interpreter import run_script
 
 PRELUDE = """
 import greenpatch
@@ -68,14 +68,7 @@ def fork_and_check(child):
 
 
 def run_patched(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", PRELUDE + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
-    return out.stdout.strip()
+    return run_script(PRELUDE + textwrap.dedent(code))
 
 
 def test_green_fork_with_greenlets_blocked_on_sockets_and_a_busy_pool():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+
+from tests.patcher._interpreter import run_script
 
 PRELUDE = """
 import greenpatch
@@ -23,14 +23,7 @@ gp.spawn(_ticker)
 
 
 def run_patched(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", PRELUDE + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
-    return out.stdout.strip()
+    return run_script(PRELUDE + textwrap.dedent(code))
 
 
 def test_fork_gives_the_child_a_working_hub_threadpool_and_patches():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+
+from tests.patcher._interpreter import run_script
 
 PRELUDE = """
 import greenpatch
@@ -16,14 +16,7 @@ from greenpatch import get_hub, spawn
 
 
 def run_patched(code: str, returncode: int = 0) -> str:
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", PRELUDE + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == returncode, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
-    return out.stdout.strip()
+    return run_script(PRELUDE + textwrap.dedent(code), returncode=returncode)
 
 
 def test_handler_runs_in_a_greenlet_of_the_main_hub_and_may_block():

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.patcher._interpreter import run_script
 
 trustme = pytest.importorskip("trustme")
 
@@ -85,10 +86,7 @@ def run(
 ) -> str:
     env = dict(os.environ, TLS_DIR=str(tls_dir), PATCH="1" if patched else "0")
     script = textwrap.dedent(header) + PRELUDE + textwrap.dedent(code)
-    command = argv or [sys.executable, "-W", "ignore", "-c", script]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
-    assert out.returncode == 0, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
-    return out.stdout.strip()
+    return run_script(script, env=env, argv=argv)
 
 
 def test_echo_between_patched_client_and_server_with_many_concurrent_clients(tls_dir):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+
+from tests.patcher._interpreter import run_script
 
 PRELUDE = """
 import greenpatch
@@ -27,14 +27,7 @@ def ticked_during(fn, *args, **kwargs):
 
 
 def run_patched(code: str, prelude: str = PRELUDE) -> str:
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
-    return out.stdout.strip()
+    return run_script(prelude + textwrap.dedent(code))
 
 
 def test_run_call_check_call_check_output_cooperate():
