@@ -4,9 +4,11 @@ A sender -- a real OS thread, or a child process -- sends SIGUSR1 to the process
 in waves of many ``os.kill`` calls, while the main thread's greenlets ping-pong
 through ``sleep(0)`` and through ``Event``s.  Signals coalesce, so the handler
 runs fewer times than signals are sent; what must hold is that after the last
-signal of each wave, a handler run *begins* (the sender waits for that before
-its next wave: a lost signal would stall it, and the test would fail on its
-timeout), and that the switching work completes in strict alternation.
+signal of each wave (sent once the wave's marker is set, so that a run that
+begins after it must see the marker), a handler run *begins* (the sender waits
+for that before its next wave: a lost signal would stall it, and the test would
+fail on its timeout), and that the switching work completes in strict
+alternation.
 
 Both ways of handling are covered: ``greenpatch.hub.signal.signal_handler`` and
 ``signal.signal`` after ``patch_all()``.  Each case runs in a fresh interpreter
@@ -64,9 +66,13 @@ def thread_sender():
     try:
         pid = os.getpid()
         for wave in range(WAVES):
-            for _ in range(PER_WAVE):
+            for _ in range(PER_WAVE - 1):
                 os.kill(pid, signal.SIGUSR1)
+            # The marker is set before the wave's last signal: a handler run that
+            # begins after that signal must see it (set after, every run could
+            # have begun before it, and the wave would look lost).
             marker[0] = wave
+            os.kill(pid, signal.SIGUSR1)
             if not wave_seen.acquire(True, 30):
                 raise AssertionError(f"no handler run after wave {wave}: {runs[-5:]}")
     except BaseException as exc:
@@ -79,9 +85,12 @@ def process_sender():
         "import os, signal, sys\n"
         f"parent, waves, per_wave = {os.getpid()}, {WAVES}, {PER_WAVE}\n"
         "for wave in range(waves):\n"
-        "    for _ in range(per_wave):\n"
+        "    for _ in range(per_wave - 1):\n"
         "        os.kill(parent, signal.SIGUSR1)\n"
         "    os.write(1, b'%d\\n' % wave)\n"
+        "    if os.read(0, 1) != b'm':\n"  # the parent has set its marker: the last signal
+        "        sys.exit(3)\n"
+        "    os.kill(parent, signal.SIGUSR1)\n"
         "    if os.read(0, 1) != b'+':\n"
         "        sys.exit(3)\n"
     )
@@ -104,6 +113,7 @@ def process_sender():
             line, buffer = buffer.split(b"\n", 1)
             assert int(line) == wave
             marker[0] = wave
+            os.write(w_in, b"m")  # then the wave's last signal comes
             if not wave_event.wait(30):
                 raise AssertionError(f"no handler run after wave {wave}: {runs[-5:]}")
             wave_event.clear()
