@@ -3,7 +3,7 @@
     python benchmarks/bench_import.py [--runs 5]
 
 Each figure comes from a fresh interpreter (one subprocess per run), so nothing
-is cached in ``sys.modules``.  DESIGN.md sets the goal: below gevent's.
+is cached in ``sys.modules``.  The goal (docs/performance.md): below gevent's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rooms' arrows point one way (DESIGN.md): a test fails when one points back.
+"""The rooms' arrows point one way (docs/architecture.md): a test fails when one points back.
 
 hub -> nothing of ours outside hub; patcher -> hub; server -> hub;
 compat_tests -> patcher, hub, reports; reports -> nothing of ours.

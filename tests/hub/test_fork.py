@@ -32,6 +32,7 @@ import pytest
 import greenpatch
 from greenpatch import get_hub, sleep, spawn, wait_read
 from greenpatch.hub.hub import get_hub_if_exists
+from greenpatch.hub.io import waiting_fds
 from greenpatch.hub.threadpool import ThreadPool, get_threadpool
 
 WAIT = 30.0
@@ -94,7 +95,6 @@ def child_can_spawn_sleep_and_ping_pong() -> None:
 
 
 def test_child_hub_works_while_parent_greenlets_stay_blocked_on_sockets():
-    hub = get_hub()
     pairs = [socket.socketpair() for _ in range(3)]
     for a, _ in pairs:
         a.setblocking(False)
@@ -129,7 +129,7 @@ def test_child_hub_works_while_parent_greenlets_stay_blocked_on_sockets():
         for a, b in pairs:
             a.close()
             b.close()
-    assert not hub.tracked_fds
+    assert not waiting_fds()
 
 
 def test_fork_from_inside_a_greenlet_continues_in_that_greenlet_in_the_child():

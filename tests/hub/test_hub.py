@@ -15,6 +15,7 @@ import pytest
 import greenpatch
 from greenpatch import LoopExit, get_hub, sleep, spawn
 from greenpatch.hub import BlockingSwitchOutError, Waiter
+from greenpatch.hub.io import waiting_fds
 
 
 def test_get_hub_is_one_per_thread_and_lazy():
@@ -113,7 +114,7 @@ def test_wait_read_timeout_raises_and_removes_its_watcher():
         with pytest.raises(TimeoutError):
             greenpatch.wait_read(a.fileno(), timeout=0.01)
         assert hub.loop.active_watcher_count == before
-        assert a.fileno() not in hub.tracked_fds
+        assert a.fileno() not in waiting_fds()
     finally:
         a.close()
         b.close()
@@ -141,7 +142,7 @@ def test_closing_an_fd_wakes_its_waiters_with_an_error():
 
     readers = [spawn(reader) for _ in range(3)]
     sleep(0)
-    assert get_hub().cancel_fd_waits(a.fileno()) == 3
+    assert greenpatch.cancel_fd_waits(a.fileno()) == 3
     a.close()
     greenpatch.joinall(readers, timeout=10)
     b.close()

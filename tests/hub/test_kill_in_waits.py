@@ -41,6 +41,7 @@ from greenpatch.hub import (
     spawn,
 )
 from greenpatch.hub.hub import Hub
+from greenpatch.hub.io import waiting_fds
 from greenpatch.hub.threadpool import _SpawnTask
 from greenpatch.patcher.green import os as green_os
 from greenpatch.patcher.green import select as green_select
@@ -64,7 +65,7 @@ def _state(hub: Hub) -> dict[str, Any]:
         "active watchers and live timers": hub.loop.active_watcher_count,
         "libev watchers": hub.loop.started_watchers,
         "live timers": _live_timers(hub),
-        "tracked descriptors": hub.tracked_fds,
+        "tracked descriptors": waiting_fds(),
         "queued callbacks": hub.loop.pending_callbacks,
     }
 
@@ -163,11 +164,11 @@ def green_pair() -> Iterator[tuple[gsocket.socket, gsocket.socket]]:
 
 
 def _reading(sock: Any) -> Callable[[], bool]:
-    return lambda: sock._gp_read is not None and sock._gp_read.active
+    return lambda: sock._io_readers is not None and sock._io_readers.waiting > 0
 
 
 def _writing(sock: Any) -> Callable[[], bool]:
-    return lambda: sock._gp_write is not None and sock._gp_write.active
+    return lambda: sock._io_writers is not None and sock._io_writers.waiting > 0
 
 
 @pytest.mark.parametrize("timeout", [None, 30.0])
@@ -221,10 +222,9 @@ def test_kill_in_select_untracks_the_descriptor(
     baseline: Baseline, green_pair: tuple[gsocket.socket, gsocket.socket]
 ) -> None:
     a, b = green_pair
-    hub = baseline.hub
     for timeout in (None, 30.0):
         glet = _blocked(
-            green_select.select, [a], [], [], timeout, waiting=lambda: a.fileno() in hub.tracked_fds
+            green_select.select, [a], [], [], timeout, waiting=lambda: a.fileno() in waiting_fds()
         )
         _kill(glet)
         baseline.assert_nothing_left()
@@ -248,7 +248,11 @@ def test_kill_in_cooperative_socket_recv_leaves_it_usable(baseline: Baseline, ho
             "recv_timeout": lambda: a.recv_timeout(10, 30.0),
             "recv_into": lambda: a.recv_into(bytearray(10)),
         }
-        _kill(_blocked(calls[how], waiting=lambda: a._read is not None and a._read.active))
+        _kill(
+            _blocked(
+                calls[how], waiting=lambda: a._io_readers is not None and a._io_readers.waiting > 0
+            )
+        )
         baseline.assert_nothing_left()
         reader = spawn(a.recv, 10)
         raw_b.sendall(b"after")
@@ -419,12 +423,11 @@ def test_kill_in_popen_communicate_leaves_the_child_reapable(
     monkeypatch.setattr(subprocess, "_PopenSelector", gsubprocess._PopenSelector)
     stderr = subprocess.PIPE if pipes == "stdout+stderr" else None
     proc = gsubprocess.Popen(_CHILD_SLEEPS, stdout=subprocess.PIPE, stderr=stderr)
-    hub = baseline.hub
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     try:
-        _kill(_blocked(proc.communicate, waiting=lambda: out_fd in hub.tracked_fds))
-        assert out_fd not in hub.tracked_fds
+        _kill(_blocked(proc.communicate, waiting=lambda: out_fd in waiting_fds()))
+        assert out_fd not in waiting_fds()
         assert proc.returncode is None
     finally:
         _assert_reaped(proc)

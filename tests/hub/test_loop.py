@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -353,3 +355,99 @@ def test_cancelling_many_timers_inside_a_timer_callback_keeps_the_cancelled_coun
         assert not loop.run_once(block=False), "the loop believes in phantom timers"
     finally:
         loop.destroy()
+
+
+def test_a_base_exception_in_one_callback_lets_the_rest_of_the_batch_run(loop):
+    # Two timers due in the same iteration: libev reports each once, so the one
+    # after a KeyboardInterrupt must still run before the interrupt propagates.
+    ran = []
+
+    def fire(name):
+        ran.append(name)
+        if len(ran) == 1:
+            raise KeyboardInterrupt
+
+    first, second = loop.timer(0), loop.timer(0)
+    first.start(fire, "first")
+    second.start(fire, "second")
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_once()
+    assert sorted(ran) == ["first", "second"]
+    assert not first.active and not second.active
+    assert loop.active_watcher_count == 0
+
+
+def test_an_io_watcher_on_a_closed_descriptor_fires_once_with_error_and_is_stopped(loop):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        watcher = loop.io(read_end, READ)
+        fired = []
+        watcher.start(lambda: fired.append(watcher.error))
+        loop.run()  # returns: the failed watcher no longer keeps the loop alive
+        assert fired == [True]
+        assert not watcher.active
+        assert loop.io_watchers(read_end) == []
+        assert loop.watched_fds() == []
+    finally:
+        os.close(write_end)
+
+
+def test_a_descriptor_closed_under_a_watcher_fails_it_when_its_interest_changes(loop):
+    read_end, write_end = os.pipe()
+    reading = loop.io(read_end, READ)
+    writing = loop.io(read_end, WRITE)
+    errors = []
+    reading.start(lambda: errors.append(("read", reading.error)))
+    loop.run_once(block=False)  # libev registers the descriptor
+    os.close(read_end)  # behind libev's back
+    try:
+        writing.start(lambda: errors.append(("write", writing.error)))
+        loop.run_once(block=False)
+        assert sorted(errors) == [("read", True), ("write", True)]
+        assert not reading.active and not writing.active
+    finally:
+        os.close(write_end)
+
+
+def test_factories_say_whether_a_watcher_is_process_wide(loop):
+    kept = loop.timer(3600, process_wide=True)
+    dropped = loop.timer(3600)
+    assert kept.process_wide and not dropped.process_wide
+    kept.start(lambda: None)
+    dropped.start(lambda: None)
+    loop.abandon_waits()
+    assert kept.active
+    assert not dropped.active
+    kept.stop()
+
+
+def test_waking_a_loop_from_threads_while_it_is_destroyed_never_touches_freed_memory():
+    # Thousands of races between run_callback_threadsafe in other threads and
+    # destroy() here; run in a fresh interpreter, so a use-after-free shows as a
+    # crash of that process, not of pytest.
+    script = """
+import threading
+from greenpatch.hub.loop import Loop
+current = [Loop()]
+stop = threading.Event()
+def waker():
+    while not stop.is_set():
+        current[0].run_callback_threadsafe(int)
+threads = [threading.Thread(target=waker) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for _ in range(3000):
+    old, current[0] = current[0], Loop()
+    old.destroy()
+stop.set()
+for thread in threads:
+    thread.join()
+current[0].destroy()
+print("survived")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "survived"

@@ -33,6 +33,7 @@ from greenpatch import (
     sleep,
     spawn,
 )
+from greenpatch.hub.io import waiting_fds
 from greenpatch.patcher.green import select as green_select
 from greenpatch.patcher.green import socket as green_socket
 from greenpatch.patcher.green import subprocess as green_subprocess
@@ -332,11 +333,11 @@ CASES = {
 
 
 def loop_state() -> tuple[int, int, int]:
-    """Active watchers, live Python timers and descriptor waits of the current hub."""
+    """Active watchers, live Python timers and descriptors waited on in the current hub."""
     hub = get_hub()
     loop = hub.loop
     timers = loop.live_timers
-    return loop.started_watchers, timers, sum(len(waits) for waits in hub._fd_waits.values())
+    return loop.started_watchers, timers, len(waiting_fds())
 
 
 @pytest.mark.parametrize("make_case", CASES.values(), ids=list(CASES))

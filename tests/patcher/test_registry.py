@@ -167,3 +167,81 @@ def test_wrap_original_of_a_name_never_patched_records_nothing(fake_modules):
     assert registry.wrap_original("gp_fake_target", "blocking", lambda f: f) is False
     with pytest.raises(AttributeError):
         registry.original("gp_fake_target", "never_there")
+
+
+def test_a_patch_naming_several_missing_names_swaps_nothing(fake_modules):
+    target, green = fake_modules
+    green.__implements__ = ["blocking", "ghost", "phantom"]
+    original = target.blocking
+    registry = Registry()
+    registry.register(PatchSpec("fake", "gp_fake_target", "gp_fake_green", flag="fake"))
+    with pytest.raises(PatchError, match="declares 'ghost', 'phantom'"):
+        registry.patch("fake")
+    assert target.blocking is original
+    assert not registry.is_patched("fake")
+    assert registry.originals() == {}
+
+
+def test_a_failing_after_hook_rolls_the_patch_back(fake_modules):
+    target, _ = fake_modules
+    original, doomed = target.blocking, target.doomed
+
+    def broken(module, reg):
+        raise ValueError("the hook broke")
+
+    registry = Registry()
+    registry.register(
+        PatchSpec(
+            "fake",
+            "gp_fake_target",
+            "gp_fake_green",
+            flag="fake",
+            remove=("doomed",),
+            after=broken,
+        )
+    )
+    with pytest.raises(
+        PatchError, match="'fake' failed and was rolled back: the hook broke"
+    ) as info:
+        registry.patch("fake")
+    assert isinstance(info.value.__cause__, ValueError)
+    assert target.blocking is original and target.doomed is doomed
+    assert not hasattr(target, "added")
+    assert not registry.is_patched("fake") and registry.originals() == {}
+
+
+def test_a_failing_swap_puts_back_the_names_already_swapped(fake_modules):
+    target, _ = fake_modules
+    original = target.blocking
+
+    class ReadOnly(types.ModuleType):
+        def __setattr__(self, attr, value):
+            if attr == "added":
+                raise AttributeError("read-only attribute")
+            super().__setattr__(attr, value)
+
+    target.__class__ = ReadOnly
+    registry = Registry()
+    registry.register(PatchSpec("fake", "gp_fake_target", "gp_fake_green", flag="fake"))
+    with pytest.raises(PatchError, match="rolled back: read-only attribute"):
+        registry.patch("fake")
+    assert target.blocking is original
+
+
+def test_unpatch_restores_what_the_patch_found_not_an_older_original(fake_modules):
+    # Someone replaced the function after the first patch was undone: a second
+    # patch and its unpatch must give back that newer object, not the first one.
+    target, _ = fake_modules
+    registry = Registry()
+    registry.register(PatchSpec("fake", "gp_fake_target", "gp_fake_green", flag="fake"))
+    registry.patch("fake")
+    registry.unpatch("fake")
+
+    def newer():
+        return "newer"
+
+    target.blocking = newer
+    registry.patch("fake")
+    assert target.blocking() == "green"
+    registry.unpatch("fake")
+    assert target.blocking is newer

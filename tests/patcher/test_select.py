@@ -9,6 +9,7 @@ import socket
 import pytest
 
 import greenpatch
+from greenpatch.hub.io import waiting_fds
 from greenpatch.patcher.green import select as gselect
 from greenpatch.patcher.green import selectors as gselectors
 
@@ -149,6 +150,6 @@ def test_closing_a_socket_wakes_a_greenlet_selecting_on_it():
     glet.join(10)
     b.close()
     assert errors == [9]  # EBADF, not a hang and not a libev abort
-    assert not greenpatch.get_hub()._fd_waits
+    assert not waiting_fds()
     greenpatch.sleep(0.01)  # no stray cancellation reaches the main greenlet later
     assert loop.active_watcher_count == before

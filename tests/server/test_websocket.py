@@ -167,3 +167,22 @@ def test_client_vanishing_ends_the_handler(start_wsgi):
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
     assert ended.get(timeout=WAIT) == (None, 1006)
+
+
+def test_a_long_close_reason_is_cut_on_a_character_boundary(start_wsgi):
+    reason = "é" * 100  # 200 bytes in UTF-8; a close frame holds 123
+
+    def closer(ws: WebSocket, environ: dict[str, Any]) -> None:
+        ws.receive()
+        ws.close(4000, reason)
+
+    server = start_wsgi(WebSocketApp(closer))
+
+    def steps(ws: Any) -> tuple[int, str]:
+        ws.send("go")
+        frame = ws.recv_frame()
+        return struct.unpack("!H", frame.data[:2])[0], frame.data[2:].decode("utf-8")
+
+    code, received = in_thread(client_session, f"ws://127.0.0.1:{server.address[1]}/", steps)
+    assert code == 4000
+    assert received == "é" * 61  # 122 bytes: the 62nd character would not fit whole

@@ -204,3 +204,23 @@ def test_crlf_in_the_status_becomes_a_500(start_wsgi):
 
     server = start_wsgi(evil)
     assert request(server.address, get()).status == 500
+
+
+def test_a_header_line_over_8_kib_is_431_by_default(server):
+    # 40 KB in one header stays under max_header_size (the whole head) but over
+    # the per-line default of production servers.
+    raw = b"GET / HTTP/1.1\r\nHost: t\r\nCookie: " + b"c" * 40_000 + b"\r\n\r\n"
+    assert refused(server, raw) == 431
+    assert "/" not in calls
+
+
+def test_a_header_line_at_the_limit_is_accepted(server):
+    line = b"X-Fill: " + b"f" * (8190 - len(b"X-Fill: "))
+    response = request(server.address, b"GET /fits HTTP/1.1\r\nHost: t\r\n" + line + b"\r\n\r\n")
+    assert response.status == 200
+
+
+def test_the_header_line_limit_is_configurable(start_wsgi):
+    server = start_wsgi(app, max_header_line=100_000)
+    raw = b"GET /big HTTP/1.1\r\nHost: t\r\nCookie: " + b"c" * 40_000 + b"\r\n\r\n"
+    assert request(server.address, raw).status == 200

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from greenpatch.hub import get_hub, sleep, spawn
+from greenpatch.hub.io import waiting_fds
 from greenpatch.hub.loop import Loop
 from greenpatch.patcher.green import socket as gsocket
 from greenpatch.server import StreamServer
@@ -48,12 +49,11 @@ def recv_or_error(sock: Any, size: int) -> Any:
 
 
 def loop_state(loop: Loop) -> dict[str, Any]:
-    hub = get_hub()
     return {
         "active watchers and live timers": loop.active_watcher_count,
         "libev watchers": loop.started_watchers,
         "live timers": loop.live_timers,
-        "tracked descriptors": hub.tracked_fds,
+        "tracked descriptors": waiting_fds(),
     }
 
 

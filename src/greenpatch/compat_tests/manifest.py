@@ -1,6 +1,6 @@
 """Suite manifests: what to run, where its tests come from, and what to expect.
 
-A suite is data (STYLE.md #10): a TOML file says which distribution and version
+A suite is data (docs/architecture.md): a TOML file says which distribution and version
 to test, where its tests come from, what the tests need (extra packages,
 services and how their address is passed), which tests to deselect and why, and
 which incompatibilities are known and why.  Built-in manifests live in

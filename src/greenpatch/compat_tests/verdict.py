@@ -1,6 +1,6 @@
 """From two outcomes to one verdict.
 
-The harness compares, it does not guess (DESIGN.md): a test counts against
+The harness compares, it does not guess (docs/architecture.md): a test counts against
 greenpatch only when it passes plain and fails (or hangs, or crashes) patched,
 and only after a re-run in each mode says the same -- otherwise it is "flaky".
 A failure caused by the network guard is "needs_network" whatever the mode: it

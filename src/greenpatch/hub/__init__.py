@@ -26,9 +26,8 @@ from greenpatch.hub.hub import (
     get_hub_if_exists,
     getcurrent_task,
     sleep,
-    wait_read,
-    wait_write,
 )
+from greenpatch.hub.io import cancel_fd_waits, wait_read, wait_write
 from greenpatch.hub.locks import BoundedSemaphore, Lock, RLock, Semaphore
 from greenpatch.hub.loop import Loop, TimerHandle, WatcherClosedError
 from greenpatch.hub.pool import Group, Pool, PoolFull
@@ -88,6 +87,7 @@ __all__ = [
     "TimerHandle",
     "Waiter",
     "WatcherClosedError",
+    "cancel_fd_waits",
     "get_hub",
     "get_hub_if_exists",
     "get_threadpool",

@@ -18,6 +18,25 @@ Rejected alternatives:
   ``ffi.new`` + ``ev_timer_start`` crossings.  The hub keeps a Python heap of
   deadlines instead and arms a single ``wake`` timer here (see ``loop.py``).
 
+Descriptors that are closed under libev
+---------------------------------------
+libev's epoll backend *aborts the process* (an ``assert`` on ``epoll_ctl``
+failing with EBADF) when it registers a descriptor that is no longer open: a
+watcher started on a closed descriptor, or the interest of an open watcher
+changed after its descriptor was closed behind libev's back.  Python code must
+never be able to do that, so io watchers are started and stopped through
+``gp_io_start``/``gp_io_stop``, which keep, per descriptor, the list of our
+active io watchers and note the descriptors whose interest changed.  Right
+before ``ev_run`` (which is when libev calls ``epoll_ctl``), ``gp_check_fds``
+looks at those descriptors only, and only when libev is about to register a new
+interest for them: if ``fcntl(F_GETFD)`` says EBADF, it stops their watchers and
+reports each with ``EV_ERROR``, as libev's poll and select backends do for a bad
+descriptor.  In the steady state (a connection waiting for the same direction
+again and again) libev's interest does not change and no extra system call is
+made.  Rejected: an ``fcntl`` per watcher start (a system call per wait on the
+hottest path), and checking in Python (the list of watchers per descriptor is
+libev's; only C sees when libev will touch the kernel).
+
 SIGCHLD: ``ev_default_loop`` installs a SIGCHLD handler that reaps *every* child
 with ``waitpid(-1)``.  Left alone, that would steal exit statuses from unpatched
 ``subprocess`` code as soon as the main thread's hub exists.  ``gp_loop_new``
@@ -59,6 +78,7 @@ struct ev_loop;
 #define EVBACKEND_IOURING ...
 
 typedef struct { int fd; int events; ...; } ev_io;
+typedef struct { ev_io io; ...; } gp_io;
 typedef struct { double repeat; ...; } ev_timer;
 typedef struct { int signum; ...; } ev_signal;
 typedef struct { int pid; int rpid; int rstatus; ...; } ev_child;
@@ -82,8 +102,6 @@ unsigned int ev_iteration(struct ev_loop *);
 unsigned int ev_pending_count(struct ev_loop *);
 void ev_verify(struct ev_loop *);
 
-void ev_io_start(struct ev_loop *, ev_io *);
-void ev_io_stop(struct ev_loop *, ev_io *);
 void ev_timer_start(struct ev_loop *, ev_timer *);
 void ev_timer_stop(struct ev_loop *, ev_timer *);
 void ev_timer_again(struct ev_loop *, ev_timer *);
@@ -116,7 +134,11 @@ void gp_loop_free(gp_loop *g);
 int gp_run_once(gp_loop *g, double timeout, int wake_ref);
 void gp_wake(gp_loop *g);
 
-void gp_io_init(ev_io *w, int fd, int events);
+int gp_io_start(struct ev_loop *loop, gp_io *w);
+void gp_io_stop(struct ev_loop *loop, gp_io *w);
+void gp_loop_forked(gp_loop *g);
+int gp_fd_watchers(gp_loop *g, int fd, long *ids, int capacity);
+void gp_io_init(gp_io *w, int fd, int events);
 void gp_timer_init(ev_timer *w, double after, double repeat);
 void gp_signal_init(ev_signal *w, int signum);
 void gp_child_init(ev_child *w, int pid, int trace);
@@ -130,7 +152,7 @@ int gp_is_active(void *w);
 int gp_is_pending(void *w);
 int gp_priority(void *w);
 void gp_set_priority(void *w, int priority);
-void gp_io_set(ev_io *w, int fd, int events);
+void gp_io_set(gp_io *w, int fd, int events);
 void gp_timer_set(ev_timer *w, double after, double repeat);
 int gp_async_pending(ev_async *w);
 
@@ -141,10 +163,31 @@ void gp_signal_stop_keeping_disposition(struct ev_loop *loop, ev_signal *w);
 
 C_SOURCE = r"""
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <ev.h>
+
+/* An io watcher with its links in the per-descriptor list of its loop (see
+   "Descriptors that are closed under libev" in _libev_build.py).  The ev_io
+   comes first: a gp_io * is also an ev_io * and an ev_watcher *. */
+typedef struct gp_io {
+    ev_io io;
+    struct gp_io *fd_next;
+    struct gp_io *fd_prev;
+    int linked;
+} gp_io;
+
+typedef struct {
+    gp_io *head;          /* our active io watchers on this descriptor */
+    int mask;             /* their interest when libev last looked (ev_run) */
+    int touched;          /* listed in gp_loop.touched */
+} gp_fd;
 
 typedef struct gp_loop {
     struct ev_loop *loop;
@@ -156,6 +199,12 @@ typedef struct gp_loop {
     ev_timer wake;        /* armed for the Python timer heap's next deadline */
     int wake_unref;       /* the wake timer is armed without counting as alive */
     ev_async threadsafe;  /* woken by run_callback_threadsafe */
+    gp_fd *fds;           /* indexed by descriptor, nfds entries */
+    int nfds;
+    int *touched;         /* descriptors whose watchers changed since the last run */
+    int ntouched;
+    int touched_capacity;
+    int backend_fd;       /* libev's epoll descriptor when known, else -1 */
 } gp_loop;
 
 /* Records a ready watcher; Python dispatches after ev_run returns. */
@@ -203,11 +252,41 @@ static struct sigaction gp_prior_sigchld;
 static int gp_sigchld_known = 0;
 static int gp_sigchld_users = 0;
 
+/* libev does not tell its backend's descriptor, and registering that very
+   descriptor with epoll is one of the mistakes libev aborts on (EINVAL), so a
+   stale descriptor number that a new loop reused must be refused like a
+   closed one.  A new descriptor takes the lowest free number: note it before
+   libev creates its epoll set and check afterwards that it is an epoll set.
+   (Another thread creating descriptors at the same instant could defeat the
+   guess; the check then finds no epoll set there and nothing is refused.) */
+static int gp_lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    return fd;
+}
+
+static int gp_is_epoll_fd(int fd)
+{
+#ifdef __linux__
+    struct epoll_event event;
+    return fd >= 0 && epoll_wait(fd, &event, 1, 0) >= 0;
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
+static int gp_default_backend_fd = -1;
+
 gp_loop *gp_loop_new(int use_default, unsigned int flags)
 {
     gp_loop *g = (gp_loop *)calloc(1, sizeof(gp_loop));
+    int guess = gp_lowest_free_fd();
     if (g == NULL)
         return NULL;
+    g->backend_fd = -1;
     g->capacity = 64;
     g->ids = (long *)malloc(sizeof(long) * g->capacity);
     g->revents = (int *)malloc(sizeof(int) * g->capacity);
@@ -234,6 +313,12 @@ gp_loop *gp_loop_new(int use_default, unsigned int flags)
         free(g->ids); free(g->revents); free(g);
         return NULL;
     }
+    if (use_default && gp_default_backend_fd >= 0)
+        g->backend_fd = gp_default_backend_fd;  /* the default loop was made before */
+    else if ((ev_backend(g->loop) & EVBACKEND_EPOLL) && gp_is_epoll_fd(guess))
+        g->backend_fd = guess;
+    if (use_default)
+        gp_default_backend_fd = g->backend_fd;
     ev_set_userdata(g->loop, g);
     ev_init(&g->wake, gp_wake_fired);
     ev_init(&g->threadsafe, gp_nothing);
@@ -244,6 +329,19 @@ gp_loop *gp_loop_new(int use_default, unsigned int flags)
 
 void gp_loop_free(gp_loop *g)
 {
+    int fd;
+    gp_io *w;
+    /* Unlink what is still linked: the watchers may outlive the loop (the
+       Python objects hold them) and must not point into freed lists. */
+    for (fd = 0; fd < g->nfds; fd++) {
+        while ((w = g->fds[fd].head) != NULL) {
+            g->fds[fd].head = w->fd_next;
+            w->fd_next = w->fd_prev = NULL;
+            w->linked = 0;
+        }
+    }
+    free(g->fds);
+    free(g->touched);
     ev_timer_stop(g->loop, &g->wake);
     ev_ref(g->loop);
     ev_async_stop(g->loop, &g->threadsafe);
@@ -255,6 +353,150 @@ void gp_loop_free(gp_loop *g)
     free(g);
 }
 
+/* -- io watchers and the descriptors under them ----------------------------- */
+
+static int gp_touch(gp_loop *g, int fd)
+{
+    if (g->fds[fd].touched)
+        return 0;
+    if (g->ntouched == g->touched_capacity) {
+        int capacity = g->touched_capacity ? g->touched_capacity * 2 : 64;
+        int *touched = (int *)realloc(g->touched, sizeof(int) * capacity);
+        if (touched == NULL)
+            return -1;
+        g->touched = touched;
+        g->touched_capacity = capacity;
+    }
+    g->touched[g->ntouched++] = fd;
+    g->fds[fd].touched = 1;
+    return 0;
+}
+
+static int gp_reserve_fd(gp_loop *g, int fd)
+{
+    if (fd >= g->nfds) {
+        int nfds = g->nfds ? g->nfds : 64;
+        gp_fd *fds;
+        while (nfds <= fd)
+            nfds *= 2;
+        fds = (gp_fd *)realloc(g->fds, sizeof(gp_fd) * nfds);
+        if (fds == NULL)
+            return -1;
+        memset(fds + g->nfds, 0, sizeof(gp_fd) * (nfds - g->nfds));
+        g->fds = fds;
+        g->nfds = nfds;
+    }
+    return 0;
+}
+
+static void gp_unlink(gp_loop *g, gp_io *w)
+{
+    if (!w->linked)
+        return;
+    if (w->fd_prev != NULL)
+        w->fd_prev->fd_next = w->fd_next;
+    else
+        g->fds[w->io.fd].head = w->fd_next;
+    if (w->fd_next != NULL)
+        w->fd_next->fd_prev = w->fd_prev;
+    w->fd_next = w->fd_prev = NULL;
+    w->linked = 0;
+}
+
+/* Returns -1 (errno ENOMEM) when the bookkeeping could not grow; the watcher
+   is then not started. */
+int gp_io_start(struct ev_loop *loop, gp_io *w)
+{
+    gp_loop *g = (gp_loop *)ev_userdata(loop);
+    int fd = w->io.fd;
+    if (gp_reserve_fd(g, fd) < 0 || gp_touch(g, fd) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!w->linked) {
+        w->fd_prev = NULL;
+        w->fd_next = g->fds[fd].head;
+        if (w->fd_next != NULL)
+            w->fd_next->fd_prev = w;
+        g->fds[fd].head = w;
+        w->linked = 1;
+    }
+    ev_io_start(loop, &w->io);
+    return 0;
+}
+
+void gp_io_stop(struct ev_loop *loop, gp_io *w)
+{
+    gp_loop *g = (gp_loop *)ev_userdata(loop);
+    ev_io_stop(loop, &w->io);
+    if (g != NULL && w->linked) {
+        gp_unlink(g, w);
+        /* Out of memory here only costs the check of this descriptor; a stop
+           can leave libev's interest at nothing (no epoll_ctl) or smaller,
+           which the next start or check of the descriptor looks at again. */
+        gp_touch(g, w->io.fd);
+    }
+}
+
+/* Before ev_run: stop, with EV_ERROR, the watchers of every descriptor that
+   libev would register anew although it is closed. */
+static void gp_check_fds(gp_loop *g)
+{
+    int i;
+    for (i = 0; i < g->ntouched; i++) {
+        int fd = g->touched[i];
+        gp_fd *info = &g->fds[fd];
+        gp_io *w;
+        int mask = 0;
+        info->touched = 0;
+        for (w = info->head; w != NULL; w = w->fd_next)
+            mask |= w->io.events & (EV_READ | EV_WRITE);
+        if (mask && mask != info->mask
+                && (fd == g->backend_fd || (fcntl(fd, F_GETFD) == -1 && errno == EBADF))) {
+            while ((w = info->head) != NULL) {
+                gp_unlink(g, w);
+                ev_io_stop(g->loop, &w->io);
+                gp_record(g->loop, (ev_watcher *)w, EV_ERROR | w->io.events);
+            }
+            mask = 0;
+        }
+        info->mask = mask;
+    }
+    g->ntouched = 0;
+}
+
+/* The ids of our active io watchers on fd (at most capacity of them); returns
+   how many there are in all. */
+int gp_fd_watchers(gp_loop *g, int fd, long *ids, int capacity)
+{
+    gp_io *w;
+    int count = 0;
+    if (fd < 0 || fd >= g->nfds)
+        return 0;
+    for (w = g->fds[fd].head; w != NULL; w = w->fd_next) {
+        if (count < capacity)
+            ids[count] = (long)(intptr_t)w->io.data;
+        count++;
+    }
+    return count;
+}
+
+/* After ev_loop_fork: libev registers every descriptor again, so every one
+   with a watcher must be looked at again. */
+void gp_loop_forked(gp_loop *g)
+{
+    int fd;
+    /* libev makes a new epoll set in the child, at a number we cannot know. */
+    g->backend_fd = -1;
+    if (g->is_default)
+        gp_default_backend_fd = -1;
+    for (fd = 0; fd < g->nfds; fd++) {
+        g->fds[fd].mask = 0;
+        if (g->fds[fd].head != NULL)
+            gp_touch(g, fd);
+    }
+}
+
 /* One iteration.  timeout < 0: block until something happens; 0: poll only;
    > 0: block at most that long (the Python timer heap's next deadline).
    wake_ref: whether that deadline is itself a reason to stay alive; when it is
@@ -264,7 +506,11 @@ void gp_loop_free(gp_loop *g)
 int gp_run_once(gp_loop *g, double timeout, int wake_ref)
 {
     int alive;
-    if (timeout == 0.0)
+    if (g->ntouched)
+        gp_check_fds(g);
+    /* Watchers failed by the check are already recorded: they must be
+       dispatched now, not after a wait for something else. */
+    if (timeout == 0.0 || g->npending)
         return ev_run(g->loop, EVRUN_NOWAIT);
     if (timeout > 0.0) {
         ev_timer_set(&g->wake, timeout, 0.0);
@@ -292,7 +538,12 @@ void gp_wake(gp_loop *g)
     ev_async_send(g->loop, &g->threadsafe);
 }
 
-void gp_io_init(ev_io *w, int fd, int events) { ev_io_init(w, (void *)gp_record, fd, events); }
+void gp_io_init(gp_io *w, int fd, int events)
+{
+    ev_io_init(&w->io, (void *)gp_record, fd, events);
+    w->fd_next = w->fd_prev = NULL;
+    w->linked = 0;
+}
 void gp_timer_init(ev_timer *w, double after, double repeat)
 {
     ev_timer_init(w, (void *)gp_record, after, repeat);
@@ -312,7 +563,7 @@ int gp_is_active(void *w) { return ev_is_active((ev_watcher *)w); }
 int gp_is_pending(void *w) { return ev_is_pending((ev_watcher *)w); }
 int gp_priority(void *w) { return ev_priority((ev_watcher *)w); }
 void gp_set_priority(void *w, int priority) { ev_set_priority((ev_watcher *)w, priority); }
-void gp_io_set(ev_io *w, int fd, int events) { ev_io_set(w, fd, events); }
+void gp_io_set(gp_io *w, int fd, int events) { ev_io_set(&w->io, fd, events); }
 void gp_timer_set(ev_timer *w, double after, double repeat) { ev_timer_set(w, after, repeat); }
 int gp_async_pending(ev_async *w) { return ev_async_pending(w); }
 

@@ -19,7 +19,6 @@ instead.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import threading
@@ -34,7 +33,7 @@ from greenlet import greenlet as RawGreenlet
 
 import greenpatch.hub.loop as _loop_module
 from greenpatch.hub.loop import Loop
-from greenpatch.hub.watchers import READ, WRITE, IoWatcher, Watcher
+from greenpatch.hub.watchers import Watcher
 
 __all__ = [
     "BlockingSwitchOutError",
@@ -48,8 +47,6 @@ __all__ = [
     "getcurrent_task",
     "resume",
     "sleep",
-    "wait_read",
-    "wait_write",
 ]
 
 
@@ -109,7 +106,6 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         # dead thread's greenlets there (tools/stdlib_tests.py, test_socket).
         self.loop.error_handler = _weak_error_handler(self)
         self.switch_hooks = []
-        self._fd_waits: dict[int, list[Watcher]] = {}
         # Worker greenlets parked between tasks, see greenlet.py.
         self._idle_workers: list[RawGreenlet] = []
         self._destroyed = False
@@ -252,59 +248,6 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
     def _cancel_wait(watcher: Watcher, waiter: Any, error: BaseException) -> None:
         if watcher.waiter is waiter and not waiter.dead:
             waiter.throw(error)
-
-    def track_fd(self, fd: int, watcher: Watcher) -> None:
-        """Let ``cancel_fd_waits(fd)`` reach ``watcher`` (whose ``waiter`` is set).
-
-        Every wait on a descriptor that someone else may close should be tracked:
-        closing a descriptor libev still polls confuses its epoll backend.
-        """
-        self._fd_waits.setdefault(fd, []).append(watcher)
-
-    @property
-    def tracked_fds(self) -> list[int]:
-        """The descriptors with tracked waits (see ``track_fd``), sorted: for leak checks."""
-        return sorted(self._fd_waits)
-
-    def untrack_fd(self, fd: int, watcher: Watcher) -> None:
-        waits = self._fd_waits.get(fd)
-        if waits is None:
-            return
-        if watcher in waits:
-            waits.remove(watcher)
-        if not waits:
-            del self._fd_waits[fd]
-
-    def _wait_fd(self, fd: int, events: int, timeout: float | None, timeout_exc: Any) -> None:
-        watcher = IoWatcher(self.loop, fd, events)
-        self.track_fd(fd, watcher)
-        try:
-            self.wait(watcher, timeout, timeout_exc)
-        finally:
-            self.untrack_fd(fd, watcher)
-            watcher.close()
-
-    def wait_read(self, fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
-        """Block until ``fd`` is readable; raise ``timeout_exc`` (TimeoutError) on timeout."""
-        self._wait_fd(fd, READ, timeout, timeout_exc)
-
-    def wait_write(self, fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
-        """Block until ``fd`` is writable; raise ``timeout_exc`` (TimeoutError) on timeout."""
-        self._wait_fd(fd, WRITE, timeout, timeout_exc)
-
-    def cancel_fd_waits(self, fd: int, error: BaseException | None = None) -> int:
-        """Wake every greenlet blocked in ``wait_read``/``wait_write`` on ``fd`` with ``error``.
-
-        Call this *before* closing a descriptor others may wait on: a waiter left on
-        a closed descriptor would hang, or wake on whatever reuses the number.
-        Returns how many waits were cancelled.
-        """
-        if error is None:
-            error = OSError(errno.EBADF, "file descriptor was closed while a greenlet waited on it")
-        cancelled = 0
-        for watcher in list(self._fd_waits.get(fd, ())):
-            cancelled += self.cancel_wait(watcher, error)
-        return cancelled
 
     def sleep(self, seconds: float = 0) -> None:
         """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first."""
@@ -473,6 +416,7 @@ def other_thread_count() -> int:
 
 def _reinit_after_fork() -> None:
     global _threads_lost_in_fork
+    _loop_module.renew_wake_locks_after_fork()
     _threads_lost_in_fork = _started_thread_count()
     hub = getattr(_local, "hub", None)
     if hub is not None and not hub.loop.closed:
@@ -543,11 +487,3 @@ def get_hub_if_exists() -> Hub | None:
 def sleep(seconds: float = 0) -> None:
     """Cooperative sleep; ``sleep(0)`` yields to every other ready greenlet."""
     get_hub().sleep(seconds)
-
-
-def wait_read(fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
-    get_hub().wait_read(fd, timeout, timeout_exc)
-
-
-def wait_write(fd: int, timeout: float | None = None, timeout_exc: Any = _UNSET) -> None:
-    get_hub().wait_write(fd, timeout, timeout_exc)

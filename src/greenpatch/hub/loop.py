@@ -24,10 +24,11 @@ import itertools
 import sys
 import traceback
 import weakref
+from _thread import allocate_lock
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from greenpatch.hub._libev import ffi, lib
 from greenpatch.hub.watchers import (
@@ -65,6 +66,22 @@ __all__ = [
 
 #: The Loop wrapping libev's default loop, if any (there may be only one).
 _default_owner: weakref.ref[Loop] | None = None
+
+#: Every loop not yet garbage, for ``renew_wake_locks_after_fork``.
+_live_loops: weakref.WeakSet[Loop] = weakref.WeakSet()
+
+
+def renew_wake_locks_after_fork() -> None:
+    """Call first thing in a forked child: give every loop a fresh wake lock.
+
+    A thread of the parent (a thread-pool worker waking its hub) may have held
+    a loop's lock at the instant of the fork; that thread does not exist in the
+    child and would never release it, and the child's first wake-up of that
+    loop would hang for ever.
+    """
+    for loop in list(_live_loops):
+        loop._wake_lock = allocate_lock()
+
 
 #: How many queued callbacks one iteration runs before it polls I/O again.
 CALLBACK_BUDGET = 1000
@@ -172,6 +189,12 @@ class Loop:
         self.iterations = 0
         self.polling = False
         self.error_handler: ErrorHandler = _print_error
+        # Held by whoever wakes the loop from another thread while it touches
+        # the C loop, and by destroy() while it frees it: a thread-pool thread
+        # delivering a result must never wake a loop that is being freed.
+        # (An OS lock, bound before any patching: wakers are real threads.)
+        self._wake_lock = allocate_lock()
+        _live_loops.add(self)
 
     # -- state ---------------------------------------------------------------
     @property
@@ -230,6 +253,24 @@ class Loop:
         """libev watchers started through this object and not stopped (for leak checks)."""
         return len(self._active)
 
+    def io_watchers(self, fd: int) -> list[IoWatcher]:
+        """The active io watchers started through this loop on ``fd``."""
+        self._check_open()
+        capacity = 8
+        while True:
+            ids = ffi.new("long[]", capacity)
+            count = lib.gp_fd_watchers(self._ptr, fd, ids, capacity)
+            if count <= capacity:
+                break
+            capacity = count
+        active = self._active
+        found = (active.get(ids[index]) for index in range(count))
+        return [watcher for watcher in found if isinstance(watcher, IoWatcher)]
+
+    def watched_fds(self) -> list[int]:
+        """The descriptors with an active io watcher started through this loop, sorted."""
+        return sorted({w.fd for w in self._active.values() if isinstance(w, IoWatcher)})
+
     def ref(self) -> None:
         """Count one more reason for the loop to stay alive (``ev_ref``)."""
         self._check_open()
@@ -248,9 +289,10 @@ class Loop:
         """Like ``run_callback``, callable from any OS thread; wakes a blocked loop."""
         # deque.append is atomic; the async send makes a blocked ev_run return.
         self._callbacks.append((callback, args))
-        ptr = self._ptr
-        if ptr is not None:
-            lib.gp_wake(ptr)
+        with self._wake_lock:
+            ptr = self._ptr
+            if ptr is not None:
+                lib.gp_wake(ptr)
 
     def call_later(self, seconds: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` after ``seconds`` (monotonic clock); returns a handle."""
@@ -367,9 +409,10 @@ class Loop:
     def break_(self) -> None:
         """Make ``run()`` return after the current iteration."""
         self._stop_requested = True
-        if self._ptr is not None:
-            lib.ev_break(self._ev, 2)  # EVBREAK_ALL
-            lib.gp_wake(self._ptr)
+        with self._wake_lock:
+            if self._ptr is not None:
+                lib.ev_break(self._ev, 2)  # EVBREAK_ALL
+                lib.gp_wake(self._ptr)
 
     def _dispatch(self, ptr: Any) -> None:
         count = ptr.npending
@@ -377,6 +420,7 @@ class Loop:
         revents = ffi.unpack(ptr.revents, count)
         ptr.npending = 0
         active = self._active
+        escaping: BaseException | None = None
         for index in range(count):
             watcher = active.get(ids[index])
             # Missing: stopped by an earlier callback of this batch (ids are per
@@ -386,6 +430,20 @@ class Loop:
                     watcher._fire(revents[index])
                 except Exception:
                     self.error_handler(watcher, *sys.exc_info())
+                except BaseException as exc:
+                    # KeyboardInterrupt, SystemExit, GreenletExit: it must
+                    # propagate, but only after the rest of the batch ran --
+                    # libev does not report timer, signal, child or async
+                    # events twice, so a watcher skipped here would be lost.
+                    if escaping is None:
+                        escaping = exc
+                    else:
+                        self.error_handler(watcher, *sys.exc_info())
+        if escaping is not None:
+            try:
+                raise escaping
+            finally:
+                escaping = None  # no reference cycle through this frame
 
     def abandon_waits(self) -> None:
         """Forget what greenlets of a hub that is gone left here; keep the rest.
@@ -395,12 +453,13 @@ class Loop:
         thread.  Queued callbacks and Python timers only ever resume or serve that
         hub's greenlets, and watchers with a ``waiter`` are greenlet waits: all are
         dropped, so the next hub never switches into a greenlet that belongs to a
-        dead hub (or to a thread that does not exist).  Watchers without a waiter
-        (signal handlers, child watchers) are process-wide state and stay active.
+        dead hub (or to a thread that does not exist).  Every watcher is stopped
+        too, except those marked ``process_wide`` (signal and child watchers whose
+        callbacks serve whichever hub runs this loop).
         """
         self._check_open()
         for watcher in list(self._active.values()):
-            if watcher.waiter is not None:
+            if not watcher.process_wide:
                 watcher.stop()
         self._callbacks.clear()
         for entry in self._timers:
@@ -418,6 +477,7 @@ class Loop:
         """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""
         self._check_open()
         lib.ev_loop_fork(self._ev)
+        lib.gp_loop_forked(self._ptr)
 
     def destroy(self) -> None:
         """Stop every watcher and free the ``ev_loop`` (the default one is kept)."""
@@ -429,8 +489,9 @@ class Loop:
         self._timers.clear()
         self._cancelled_timers = 0
         self._unref_timers = 0
-        lib.gp_loop_free(self._ptr)
-        self._ptr = None
+        with self._wake_lock:
+            ptr, self._ptr = self._ptr, None
+        lib.gp_loop_free(ptr)
 
     def __del__(self) -> None:
         # A non-default loop owns kernel resources (an epoll fd, an eventfd).
@@ -450,26 +511,40 @@ class Loop:
         )
 
     # -- watcher factories ----------------------------------------------------
-    def io(self, fd: int, events: int) -> IoWatcher:
-        return IoWatcher(self, fd, events)
+    # ``process_wide=True``: the watcher serves the process, not the hub that
+    # started it, and survives ``abandon_waits`` (see ``Watcher``); the default,
+    # False, is stopped when the hub that ran this loop goes away, so that it
+    # never fires into a dead hub.
+    def io(self, fd: int, events: int, *, process_wide: bool = False) -> IoWatcher:
+        return _marked(IoWatcher(self, fd, events), process_wide)
 
-    def timer(self, after: float, repeat: float = 0.0) -> TimerWatcher:
-        return TimerWatcher(self, after, repeat)
+    def timer(
+        self, after: float, repeat: float = 0.0, *, process_wide: bool = False
+    ) -> TimerWatcher:
+        return _marked(TimerWatcher(self, after, repeat), process_wide)
 
-    def signal(self, signum: int) -> SignalWatcher:
-        return SignalWatcher(self, signum)
+    def signal(self, signum: int, *, process_wide: bool = False) -> SignalWatcher:
+        return _marked(SignalWatcher(self, signum), process_wide)
 
-    def child(self, pid: int, trace: bool = False) -> ChildWatcher:
-        return ChildWatcher(self, pid, trace)
+    def child(self, pid: int, trace: bool = False, *, process_wide: bool = False) -> ChildWatcher:
+        return _marked(ChildWatcher(self, pid, trace), process_wide)
 
-    def async_(self) -> AsyncWatcher:
-        return AsyncWatcher(self)
+    def async_(self, *, process_wide: bool = False) -> AsyncWatcher:
+        return _marked(AsyncWatcher(self), process_wide)
 
-    def prepare(self) -> PrepareWatcher:
-        return PrepareWatcher(self)
+    def prepare(self, *, process_wide: bool = False) -> PrepareWatcher:
+        return _marked(PrepareWatcher(self), process_wide)
 
-    def check(self) -> CheckWatcher:
-        return CheckWatcher(self)
+    def check(self, *, process_wide: bool = False) -> CheckWatcher:
+        return _marked(CheckWatcher(self), process_wide)
 
-    def idle(self) -> IdleWatcher:
-        return IdleWatcher(self)
+    def idle(self, *, process_wide: bool = False) -> IdleWatcher:
+        return _marked(IdleWatcher(self), process_wide)
+
+
+_W = TypeVar("_W", bound=Watcher)
+
+
+def _marked(watcher: _W, process_wide: bool) -> _W:
+    watcher.process_wide = process_wide
+    return watcher

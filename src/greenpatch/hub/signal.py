@@ -74,7 +74,8 @@ class _SignalDispatcher:
         self.hub = hub
         self.signum = signum
         self.handlers: list[SignalHandler] = []
-        self.watcher: SignalWatcher = hub.loop.signal(signum)
+        # Process-wide: a signal handler outlives its hub's use of the loop.
+        self.watcher: SignalWatcher = hub.loop.signal(signum, process_wide=True)
         self.watcher.ref = False
         self.watcher.start(self._fire)
 

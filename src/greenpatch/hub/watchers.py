@@ -34,6 +34,8 @@ __all__ = [
 
 READ: int = lib.EV_READ
 WRITE: int = lib.EV_WRITE
+#: In a watcher's events: libev stopped it because its descriptor is bad.
+EV_ERROR: int = lib.EV_ERROR
 
 
 class WatcherClosedError(ValueError):
@@ -46,9 +48,26 @@ class Watcher:
     ``ref=False`` means an active watcher does not keep the loop alive by itself
     (libev's ``ev_unref`` after start).  A stopped watcher can be started again; a
     closed one raises ``WatcherClosedError``.
+
+    ``process_wide=True`` says that the watcher serves the process rather than
+    the hub that started it (a signal handler, a child watcher): when the
+    default loop outlives its hub and passes to the next hub of the main thread
+    (``Loop.abandon_waits``), such watchers stay active and every other one is
+    stopped, so nothing fires into a hub that is gone.  Their callbacks must not
+    hold on to a hub; they run in whichever hub runs the loop.
     """
 
-    __slots__ = ("__weakref__", "_c", "_id", "_ref", "args", "callback", "loop", "waiter")
+    __slots__ = (
+        "__weakref__",
+        "_c",
+        "_id",
+        "_ref",
+        "args",
+        "callback",
+        "loop",
+        "process_wide",
+        "waiter",
+    )
     _ctype = ""
     _start_fn: Callable[[Any, Any], None]
     _stop_fn: Callable[[Any, Any], None]
@@ -64,6 +83,7 @@ class Watcher:
         # The greenlet blocked on this watcher, if any (set by Hub.wait, used by
         # Hub.cancel_wait).
         self.waiter: Any = None
+        self.process_wide = False
 
     def _check(self) -> Any:
         c = self._c
@@ -83,7 +103,14 @@ class Watcher:
         self._id = watcher_id = next(loop._ids)
         lib.gp_set_id(c, watcher_id)
         loop._active[watcher_id] = self
-        self._start_fn(loop._ev, c)
+        try:
+            self._start_fn(loop._ev, c)
+        except BaseException:
+            del loop._active[watcher_id]
+            self._id = 0
+            self.callback = None
+            self.args = ()
+            raise
         if not self._ref:
             lib.ev_unref(loop._ev)
 
@@ -166,10 +193,18 @@ class Watcher:
 
 
 class IoWatcher(Watcher):
-    __slots__ = ()
-    _ctype = "ev_io *"
-    _start_fn = lib.ev_io_start
-    _stop_fn = lib.ev_io_stop
+    """Watches a descriptor for reading and/or writing.
+
+    A descriptor found closed when libev is about to register it (see
+    ``_libev_build.py``) stops the watcher and fires it once more with ``error``
+    set: the callback runs, as for readiness, and tells the two apart by
+    ``error``.  Such a watcher may be started again (on a descriptor that is
+    open by then).
+    """
+
+    __slots__ = ("error",)
+    _ctype = "gp_io *"
+    _stop_fn = lib.gp_io_stop
 
     def __init__(self, loop: Loop, fd: int, events: int) -> None:
         if fd < 0:
@@ -177,28 +212,53 @@ class IoWatcher(Watcher):
         if not events or events & ~(READ | WRITE):
             raise ValueError(f"events must be READ, WRITE or both, not {events!r}")
         super().__init__(loop)
+        self.error = False
         lib.gp_io_init(self._c, fd, events)
+
+    @staticmethod
+    def _start_fn(ev_loop: Any, c: Any) -> None:
+        if lib.gp_io_start(ev_loop, c) < 0:
+            raise MemoryError("no memory left to track an io watcher")
+
+    def start(self, callback: Callable[..., Any], *args: Any) -> None:
+        self.error = False
+        super().start(callback, *args)
+
+    def _fire(self, revents: int) -> None:
+        if revents & EV_ERROR:
+            # libev (or our check of closed descriptors) stopped it already;
+            # say so on this side too, then let the callback see the error.
+            self.error = True
+            callback, args = self.callback, self.args
+            self.stop()
+            if callback is not None:
+                callback(*args)
+            return
+        callback = self.callback
+        if callback is not None:
+            callback(*self.args)
 
     @property
     def fd(self) -> int:
-        return int(self._check().fd)
+        return int(self._check().io.fd)
 
     @property
     def events(self) -> int:
-        return int(self._check().events)
+        return int(self._check().io.events)
 
     @events.setter
     def events(self, value: int) -> None:
         if self._id:
             raise ValueError("cannot change the events of an active io watcher")
         c = self._check()
-        lib.gp_io_set(c, c.fd, value)
+        lib.gp_io_set(c, c.io.fd, value)
 
     def _describe(self) -> str:
         if self._c is None:
             return ""
-        mode = {READ: "r", WRITE: "w", READ | WRITE: "rw"}.get(self._c.events, "?")
-        return f"fd={self._c.fd} {mode}"
+        io = self._c.io
+        mode = {READ: "r", WRITE: "w", READ | WRITE: "rw"}.get(io.events, "?")
+        return f"fd={io.fd} {mode}{' error' if self.error else ''}"
 
 
 class TimerWatcher(Watcher):
@@ -343,8 +403,13 @@ class AsyncWatcher(Watcher):
         lib.gp_async_init(self._c)
 
     def send(self) -> None:
-        c = self._check()
-        lib.ev_async_send(self.loop._ev, c)
+        """Wake the loop from any thread; raises ``WatcherClosedError`` once it is gone."""
+        loop = self.loop
+        # Under the loop's wake lock: the owning thread may be destroying the
+        # loop at this very moment (see Loop.destroy).
+        with loop._wake_lock:
+            c = self._check()
+            lib.ev_async_send(loop._ev, c)
 
     @property
     def pending(self) -> bool:

@@ -86,6 +86,8 @@ class Registry:
         self._specs: dict[str, PatchSpec] = {}
         self._originals: dict[tuple[str, str], Any] = {}
         self._applied: dict[str, PatchSpec] = {}
+        #: patch name -> {attr: what the target held before that patch} (MISSING: nothing)
+        self._swapped: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
 
     # -- the table ------------------------------------------------------------
@@ -121,7 +123,12 @@ class Registry:
         return tuple(implements)
 
     def patch(self, name: str) -> bool:
-        """Apply one patch; returns False when it was already in force."""
+        """Apply one patch; returns False when it was already in force.
+
+        All or nothing: every name is checked before any is swapped, and a
+        failure while swapping or in the ``after`` hook puts back what this
+        call changed before ``PatchError`` propagates (chained to the cause).
+        """
         spec = self.spec(name)
         with self._lock:
             if name in self._applied:
@@ -134,34 +141,46 @@ class Registry:
                     f"{spec.green} targets {declared!r}, but patch {name!r} applies it to "
                     f"{spec.target!r}"
                 )
-            for attr in self.green_names(spec):
-                if not hasattr(green, attr):
-                    raise PatchError(f"{spec.green} declares {attr!r} but does not define it")
-                self._originals.setdefault((spec.target, attr), getattr(target, attr, MISSING))
-                setattr(target, attr, getattr(green, attr))
-            for attr in spec.remove:
-                if hasattr(target, attr):
-                    self._originals.setdefault((spec.target, attr), getattr(target, attr))
-                    delattr(target, attr)
-            self._applied[name] = spec
-        if spec.after is not None:
-            spec.after(target, self)
+            names = self.green_names(spec)
+            missing = [attr for attr in names if not hasattr(green, attr)]
+            if missing:
+                listed = ", ".join(repr(attr) for attr in missing)
+                raise PatchError(f"{spec.green} declares {listed} but does not define it")
+            # What this patch finds in place, name by name: unpatch() and a
+            # rollback put exactly that back.
+            swapped: dict[str, Any] = {}
+            originals_before = dict(self._originals)
+            try:
+                for attr in names:
+                    swapped[attr] = previous = getattr(target, attr, MISSING)
+                    self._originals.setdefault((spec.target, attr), previous)
+                    setattr(target, attr, getattr(green, attr))
+                for attr in spec.remove:
+                    if hasattr(target, attr) and attr not in swapped:
+                        swapped[attr] = previous = getattr(target, attr)
+                        self._originals.setdefault((spec.target, attr), previous)
+                        delattr(target, attr)
+                self._applied[name] = spec
+                self._swapped[name] = swapped
+                if spec.after is not None:
+                    spec.after(target, self)
+            except BaseException as exc:
+                self._applied.pop(name, None)
+                self._swapped.pop(name, None)
+                _restore(target, swapped)
+                self._originals = originals_before
+                if not isinstance(exc, Exception):
+                    raise
+                raise PatchError(f"patch {name!r} failed and was rolled back: {exc}") from exc
         return True
 
     def unpatch(self, name: str) -> bool:
-        """Put the originals of one patch back (for tests; patching is meant to be for good)."""
+        """Put back what one patch replaced (for tests; patching is meant to be for good)."""
         with self._lock:
             spec = self._applied.pop(name, None)
             if spec is None:
                 return False
-            target = sys.modules[spec.target]
-            for attr in (*self.green_names(spec), *spec.remove):
-                original = self._originals.get((spec.target, attr), MISSING)
-                if original is MISSING:
-                    if hasattr(target, attr):
-                        delattr(target, attr)
-                else:
-                    setattr(target, attr, original)
+            _restore(sys.modules[spec.target], self._swapped.pop(name))
             return True
 
     # -- questions --------------------------------------------------------------
@@ -197,7 +216,10 @@ class Registry:
         value = self._originals.get(key, MISSING)
         if value is MISSING:
             return False
-        self._originals[key] = wrap(value)
+        wrapped = self._originals[key] = wrap(value)
+        for applied, swapped in self._swapped.items():
+            if self._applied[applied].target == module and swapped.get(attr, MISSING) is value:
+                swapped[attr] = wrapped
         return True
 
     def replaced_objects(self, specs: Iterable[PatchSpec]) -> dict[int, tuple[str, str]]:
@@ -212,3 +234,13 @@ class Registry:
                 if value is not None and not isinstance(value, (int, float, str, bytes, bool)):
                     found[id(value)] = (spec.target, attr)
         return found
+
+
+def _restore(target: ModuleType, swapped: dict[str, Any]) -> None:
+    """Put ``swapped`` (attr -> previous value, MISSING: none) back into ``target``."""
+    for attr, previous in swapped.items():
+        if previous is MISSING:
+            if hasattr(target, attr):
+                delattr(target, attr)
+        else:
+            setattr(target, attr, previous)

@@ -6,7 +6,7 @@ so that each runs as its own job.  Both names come from ``tox_env_name`` so
 that the workflow's ``tox -e`` always names an env that tox.ini has.
 
 The suite list is an argument: ``reports`` may not import ``compat_tests``,
-which knows the built-in suites (DESIGN.md), so ``greenpatch compat matrix``
+which knows the built-in suites (docs/architecture.md), so ``greenpatch compat matrix``
 passes them in.
 """
 

@@ -8,7 +8,7 @@ and ``read_result`` refuses a document of another version instead of guessing.
 A partial run (Ctrl-C, a harness crash, a service that never came up) still
 produces a valid document: ``incomplete`` says so and ``not_run_reason`` says why.
 
-This module imports nothing of greenpatch (DESIGN.md: reports -> nothing of ours).
+This module imports nothing of greenpatch (docs/architecture.md: reports -> nothing of ours).
 """
 
 from __future__ import annotations

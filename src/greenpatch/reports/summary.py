@@ -80,7 +80,7 @@ def cell_verdict(result: Result) -> CellVerdict:
     if result.not_run_reason:
         return CellVerdict("not-run", "not run", False, result.not_run_reason)
     if not result.tests:
-        # "Never as passed" (DESIGN.md): a run that saw no test proves nothing.
+        # "Never as passed" (docs/architecture.md): a run that saw no test proves nothing.
         why = "interrupted before any test finished" if incomplete else "the result lists no test"
         return CellVerdict("not-run", "no tests", False, why)
     regressions = len(result.regressions())

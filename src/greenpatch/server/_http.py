@@ -72,6 +72,7 @@ class Limits:
         "header_timeout",
         "keepalive_timeout",
         "max_body_size",
+        "max_header_line",
         "max_header_size",
         "max_headers",
         "max_request_line",
@@ -88,8 +89,10 @@ class Limits:
         keepalive_timeout: float | None = 15.0,
         read_timeout: float | None = 60.0,
         body_timeout: float | None = None,
+        max_header_line: int = 8190,
     ) -> None:
         self.max_request_line = max_request_line
+        self.max_header_line = max_header_line
         self.max_header_size = max_header_size
         self.max_headers = max_headers
         self.max_body_size = max_body_size
@@ -293,7 +296,10 @@ def parse_head(head: bytes, limits: Limits) -> Request:
     lengths: list[bytes] = []
     codings: list[bytes] = []
     connection = b""
+    max_header_line = limits.max_header_line
     for line in lines[1:]:
+        if len(line) > max_header_line:
+            raise HTTPError(431, "Request Header Fields Too Large", "a header line is too long")
         name, colon, value = line.partition(b":")
         if not colon:
             raise bad_request("header line without a colon")

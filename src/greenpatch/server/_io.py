@@ -2,78 +2,47 @@
 
 Why not the green socket of the patcher
 ---------------------------------------
-The server room may import only the hub (DESIGN.md), and a server must work
-whether or not the stdlib is patched.  So this is a small wrapper of its own
-over a plain stdlib socket kept non-blocking in the kernel: every call first
-tries the system call and, when the kernel says "would block", waits on the hub
-for readiness (at most the timeout) and tries again.
-
-Why try first
--------------
-For a server the data is often already there (a request that arrived with the
-connection, the rest of a body).  Trying costs one failed system call when it is
-not; waiting first would cost a full trip through the loop when it is.
-
-After a short read, wait first
-------------------------------
-A ``recv`` that returned fewer bytes than asked for has, almost always, emptied
-the kernel's buffer; the next ``recv`` would fail with EAGAIN, an exception that
-costs a system call, a ``strerror`` and a Python exception object.  So a plain
-socket remembers a short read and the next ``recv`` waits for readiness first.
-Readiness is level-triggered, so if the data did arrive meanwhile the wait ends
-in the next loop iteration: wrong guesses cost one trip through the loop, right
-ones (an echo or keep-alive exchange) save about a tenth of the server's time.
-TLS sockets never guess: OpenSSL may hold decrypted bytes that epoll cannot see.
-
-Each socket keeps one read and one write watcher and reuses them: creating a
-libev watcher costs an allocation and several cffi crossings, and a connection
-waits thousands of times.
-
-TLS rides on the same loop: an ``ssl.SSLSocket`` over a non-blocking descriptor
-raises ``SSLWantReadError``/``SSLWantWriteError`` instead of blocking, and those
-say which way to wait (a TLS write may need to read first, and vice versa).
+The server room may import only the hub, and a server must work whether or not
+the stdlib is patched.  So this is a small wrapper over a plain stdlib socket
+(or ``ssl.SSLSocket``) kept non-blocking in the kernel.  Its blocking calls are
+the hub's cooperative I/O core (``greenpatch.hub.io.CooperativeIO``), the same
+one the green socket uses: try the system call, wait for readiness when it
+would block, one deadline per call, ``sendall`` counted in bytes, the wait-first
+guess after a short read on plain sockets, and a ``close()`` that wakes every
+greenlet waiting on the descriptor.  What is the server's own here: the bare C
+methods on the hot paths (whatever class the socket has), TLS want-errors
+saying which way to wait, and ``recv_timeout``/``wait_readable`` for the
+servers' header and idle deadlines.
 """
 
 from __future__ import annotations
 
 import _socket
-import errno
 import io
-import socket
 import ssl
 from time import monotonic
-from typing import Any
+from typing import Any, Callable
 
-from greenpatch.hub import get_hub
-from greenpatch.hub.watchers import READ, WRITE, IoWatcher
+from greenpatch.hub.io import (
+    READ,
+    WRITE,
+    CooperativeIO,
+    IoWaitQueue,
+    SocketClosedError,
+    SocketTimeout,
+)
 
-__all__ = ["CooperativeSocket", "SocketClosedError"]
+__all__ = ["CooperativeSocket", "SocketClosedError", "SocketTimeout"]
 
 # The C socket type: the stdlib's ``socket.socket`` (or the patcher's green class,
 # when the stdlib is patched) only adds Python-level wrappers above it, and the
 # servers want the bare system calls on their hot paths.
 RawSocket = _socket.socket
-_WouldBlock = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError)
-
-if issubclass(socket.timeout, TimeoutError):  # Python 3.10+: one and the same
-    SocketTimeout: type[OSError] = socket.timeout
-else:  # Python 3.9: socket.timeout is an OSError of its own
-
-    class SocketTimeout(socket.timeout, TimeoutError):  # type: ignore[no-redef, misc]
-        """``socket.timeout`` that is also a ``TimeoutError``, as on Python 3.10+."""
-
-
 _UNSET: Any = object()
+_HANDSHAKE_MESSAGES = ("TLS handshake timed out", "TLS handshake timed out")
 
 
-class SocketClosedError(OSError):
-    """The socket was closed (by another greenlet or the server) while a greenlet used it."""
-
-    def __init__(self) -> None:
-        super().__init__(errno.EBADF, "socket closed while a greenlet waited on it")
-
-
-class CooperativeSocket:
+class CooperativeSocket(CooperativeIO):
     """A non-blocking stdlib socket (or ``SSLSocket``) whose blocking calls wait on the hub.
 
     ``settimeout(None)`` (the default) waits forever; a number bounds each call
@@ -82,184 +51,111 @@ class CooperativeSocket:
     """
 
     __slots__ = (
-        "_hub",
-        "_read",
+        "_io_readers",
+        "_io_short_read",
+        "_io_timeout",
+        "_io_writers",
         "_recv",
         "_recv_into",
         "_send",
-        "_short_read",
         "_sock",
-        "_timeout",
-        "_write",
         "fd",
+    )
+
+    _io_would_block = (
+        BlockingIOError,
+        ssl.SSLWantReadError,
+        ssl.SSLWantWriteError,
+        InterruptedError,
     )
 
     def __init__(self, sock: Any, timeout: float | None = None) -> None:
         RawSocket.setblocking(sock, False)
-        self._sock: socket.socket = sock
+        self._sock: Any = sock
         self.fd: int = sock.fileno()
-        # None: never guess (TLS); else whether the last plain read came up short.
-        self._short_read: bool | None = None
+        self._recv: Callable[..., bytes]
+        self._recv_into: Callable[..., int]
+        self._send: Callable[..., int]
         if isinstance(sock, ssl.SSLSocket):
-            self._recv, self._recv_into, self._send = sock.recv, sock.recv_into, sock.send
+            cls = type(sock)
+            self._recv, self._recv_into, self._send = cls.recv, cls.recv_into, cls.send
+            self._io_short_read = None
         else:
-            self._short_read = False
-            # Bound C methods: skips any Python-level override (a patched socket's).
-            self._recv = RawSocket.recv.__get__(sock)
-            self._recv_into = RawSocket.recv_into.__get__(sock)
-            self._send = RawSocket.send.__get__(sock)
-        self._timeout = timeout
-        self._hub = get_hub()
-        self._read: IoWatcher | None = None
-        self._write: IoWatcher | None = None
+            # The C methods: skips any Python-level override (a patched socket's).
+            self._recv, self._recv_into, self._send = (
+                RawSocket.recv,
+                RawSocket.recv_into,
+                RawSocket.send,
+            )
+            self._io_short_read = False
+        self._io_timeout = timeout
+        self._io_readers: IoWaitQueue | None = None
+        self._io_writers: IoWaitQueue | None = None
 
-    # -- waiting -------------------------------------------------------------
-    def _wait(self, events: int, timeout: float | None) -> None:
-        if self.fd < 0:
-            raise SocketClosedError()
-        hub = self._hub
-        if events == READ:
-            watcher = self._read
-            if watcher is None:
-                watcher = self._read = IoWatcher(hub.loop, self.fd, READ)
-        else:
-            watcher = self._write
-            if watcher is None:
-                watcher = self._write = IoWatcher(hub.loop, self.fd, WRITE)
-        if timeout is None:
-            hub.wait(watcher)
-        else:
-            hub.wait(watcher, timeout, SocketTimeout("timed out"))
+    def _io_direction(self, exc: BaseException, events: int) -> int:
+        # SSL says which way it needs to go; plain sockets wait the call's own way.
+        if isinstance(exc, ssl.SSLWantWriteError):
+            return WRITE
+        if isinstance(exc, ssl.SSLWantReadError):
+            return READ
+        return events
 
-    def _wait_for(self, exc: BaseException, timeout: float | None) -> None:
-        # SSL says which way it needs to go; plain sockets block on the call's own way.
-        self._wait(WRITE if isinstance(exc, ssl.SSLWantWriteError) else READ, timeout)
+    def fileno(self) -> int:
+        return self.fd
 
     def wait_readable(self, timeout: float | None = _UNSET) -> None:
         """Block until there is something to read (or EOF); raise TimeoutError on timeout."""
-        self._wait(READ, self._timeout if timeout is _UNSET else timeout)
+        if timeout is _UNSET:
+            timeout = self._io_timeout
+        self._io_wait(READ, None if timeout is None else monotonic() + timeout)
 
     # -- timeout semantics -----------------------------------------------------
     def settimeout(self, value: float | None) -> None:
         if value is not None and value < 0:
             raise ValueError("Timeout value out of range")
-        self._timeout = value
+        self._io_timeout = value
 
     def gettimeout(self) -> float | None:
-        return self._timeout
+        return self._io_timeout
 
     @property
     def timeout(self) -> float | None:
-        return self._timeout
+        return self._io_timeout
 
-    # -- receiving -------------------------------------------------------------
+    # -- receiving and sending ---------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        recv = self._recv
-        timeout = self._timeout
-        if self._short_read and not flags and timeout != 0.0:
-            self._wait(READ, timeout)
-        while True:
-            try:
-                data = recv(bufsize, flags)
-            except _WouldBlock as exc:
-                if timeout == 0.0:
-                    raise
-                self._wait_for(exc, timeout)
-                continue
-            if self._short_read is not None:
-                self._short_read = 0 < len(data) < bufsize
-            return data
+        return self._io_recv(bufsize, flags, self._recv, self._sock, bufsize, flags)  # type: ignore[no-any-return]
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        recv_into = self._recv_into
-        timeout = self._timeout
-        if self._short_read and not flags and timeout != 0.0:
-            self._wait(READ, timeout)
-        while True:
-            try:
-                count = recv_into(buffer, nbytes, flags)
-            except _WouldBlock as exc:
-                if timeout == 0.0:
-                    raise
-                self._wait_for(exc, timeout)
-                continue
-            if self._short_read is not None:
-                self._short_read = 0 < count < (nbytes or len(buffer))
-            return count
+        size = nbytes or len(buffer)
+        return self._io_recv(size, flags, self._recv_into, self._sock, buffer, nbytes, flags)  # type: ignore[no-any-return]
 
     def recv_timeout(self, bufsize: int, timeout: float | None) -> bytes:
-        """``recv`` with its own timeout (the servers' header and idle deadlines)."""
-        recv = self._recv
-        if self._short_read and (timeout is None or timeout > 0):
-            self._wait(READ, timeout)
-        while True:
+        """``recv`` with its own timeout (the servers' header and idle deadlines).
+
+        A deadline already past (``timeout <= 0``) still takes what is there,
+        and raises ``TimeoutError`` rather than ``BlockingIOError`` when nothing is.
+        """
+        recv, sock = self._recv, self._sock
+        if timeout is not None and timeout <= 0:
             try:
-                data = recv(bufsize)
-            except _WouldBlock as exc:
-                if timeout is not None and timeout <= 0:
-                    raise SocketTimeout("timed out") from None
-                self._wait_for(exc, timeout)
-                continue
-            if self._short_read is not None:
-                self._short_read = 0 < len(data) < bufsize
-            return data
+                return self._io_recv(bufsize, 0, recv, sock, bufsize, 0, timeout=0.0)  # type: ignore[no-any-return]
+            except self._io_would_block:
+                raise SocketTimeout("timed out") from None
+        return self._io_recv(bufsize, 0, recv, sock, bufsize, 0, timeout=timeout)  # type: ignore[no-any-return]
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        sock = self._sock
-        while True:
-            try:
-                return sock.recvfrom(bufsize, flags)
-            except _WouldBlock as exc:
-                if self._timeout == 0.0:
-                    raise
-                self._wait_for(exc, self._timeout)
+        return self._io_call(READ, flags, self._sock.recvfrom, bufsize, flags)  # type: ignore[no-any-return]
 
-    # -- sending ---------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
-        send = self._send
-        while True:
-            try:
-                return send(data, flags)
-            except _WouldBlock as exc:
-                if self._timeout == 0.0:
-                    raise
-                self._wait_for(exc, self._timeout)
+        return self._io_call(WRITE, flags, self._send, self._sock, data, flags)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send everything; the timeout bounds the whole call, as in the stdlib."""
-        send = self._send
-        try:
-            sent = send(data, flags)
-        except _WouldBlock:
-            sent = 0
-        total = len(data)
-        if sent >= total:  # the common case: one call, no memoryview
-            return
-        timeout = self._timeout
-        deadline = None if timeout is None else monotonic() + timeout
-        with memoryview(data) as view, view.cast("B") as byte_view:
-            total = len(byte_view)
-            while sent < total:
-                try:
-                    sent += send(byte_view[sent:], flags)
-                    continue
-                except _WouldBlock as exc:
-                    if timeout == 0.0:
-                        raise
-                    remaining = None if deadline is None else deadline - monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise SocketTimeout("timed out") from None
-                    self._wait_for(exc, remaining)
+        self._io_sendall(self._send, self._sock, data, flags)
 
     def sendto(self, data: Any, address: Any) -> int:
-        sock = self._sock
-        while True:
-            try:
-                return sock.sendto(data, address)
-            except _WouldBlock as exc:
-                if self._timeout == 0.0:
-                    raise
-                self._wait_for(exc, self._timeout)
+        return self._io_call(WRITE, 0, self._sock.sendto, data, address)  # type: ignore[no-any-return]
 
     # -- TLS -------------------------------------------------------------------
     def do_handshake(self, timeout: float | None) -> None:
@@ -267,21 +163,13 @@ class CooperativeSocket:
         sock = self._sock
         if not isinstance(sock, ssl.SSLSocket):
             raise TypeError("do_handshake needs a socket wrapped by an SSLContext")
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            try:
-                sock.do_handshake()
-                return
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
-                remaining = None if deadline is None else deadline - monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise SocketTimeout("TLS handshake timed out") from None
-                self._wait_for(exc, remaining)
+        try:
+            self._io_call(READ, 0, sock.do_handshake, timeout=timeout, messages=_HANDSHAKE_MESSAGES)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # A timeout of 0 gives up at the first want, as a deadline already past.
+            raise SocketTimeout(_HANDSHAKE_MESSAGES[0]) from None
 
     # -- the rest of the socket API --------------------------------------------
-    def fileno(self) -> int:
-        return self.fd
-
     def getpeername(self) -> Any:
         return self._sock.getpeername()
 
@@ -330,12 +218,7 @@ class CooperativeSocket:
         """Close the descriptor; greenlets blocked on it get ``SocketClosedError``."""
         if self.fd < 0:
             return
-        hub = self._hub
-        for watcher in (self._read, self._write):
-            if watcher is not None:
-                hub.cancel_wait(watcher, SocketClosedError())
-                watcher.close()
-        self._read = self._write = None
+        self._io_cancel_waits(SocketClosedError())
         self.fd = -1
         self._sock.close()
 
@@ -346,7 +229,7 @@ class CooperativeSocket:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<CooperativeSocket fd={self.fd} timeout={self._timeout}>"
+        return f"<CooperativeSocket fd={self.fd} timeout={self._io_timeout}>"
 
 
 class _SocketIO(io.RawIOBase):

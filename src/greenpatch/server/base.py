@@ -24,7 +24,7 @@ import logging
 import socket
 from typing import Any
 
-from greenpatch.hub import Greenlet, GreenletExit, get_hub
+from greenpatch.hub import Greenlet, GreenletExit, cancel_fd_waits
 from greenpatch.hub.pool import Group, Pool
 
 __all__ = ["BaseServer", "log"]
@@ -168,7 +168,7 @@ class BaseServer:
         sock = self.socket
         if sock is not None and sock.fileno() >= 0:
             # Wake anyone still waiting on the descriptor before its number is reused.
-            get_hub().cancel_fd_waits(sock.fileno())
+            cancel_fd_waits(sock.fileno())
             sock.close()
 
     def _stop_handlers(self, timeout: float) -> None:

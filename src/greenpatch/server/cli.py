@@ -7,7 +7,7 @@ The stdlib is patched *before* the application is imported, so that the
 clients it creates at import time (a database pool, an HTTP session) are
 cooperative.  The patch is reached through ``import greenpatch`` inside
 ``run``: the server room itself never imports the patcher (layering, see
-DESIGN.md), only this entry point does, at call time.
+docs/architecture.md), only this entry point does, at call time.
 
 There is no ``--workers``: one process runs one hub on one core.  Several
 processes sharing a listener need a supervisor that forks, restarts and

@@ -9,7 +9,7 @@
 The accept loop
 ---------------
 One serving greenlet accepts in a loop until the kernel says "would block",
-then waits on the listener's (reused) read watcher.  Accepting a burst before
+then waits in the listener's wait queue (see ``greenpatch.hub.io``).  Accepting a burst before
 going back to the loop keeps the cost per connection to the system calls and a
 task start.  When a bounded pool is full it waits for room *before* accepting.
 
@@ -31,8 +31,8 @@ import ssl
 from typing import Any, Callable
 
 from greenpatch.hub import Greenlet, get_hub
+from greenpatch.hub.io import READ, IoWaitQueue
 from greenpatch.hub.pool import Group
-from greenpatch.hub.watchers import READ, IoWatcher
 from greenpatch.server._io import CooperativeSocket, RawSocket
 from greenpatch.server.base import BaseServer, log
 
@@ -82,10 +82,12 @@ class StreamServer(BaseServer):
         listener = self.socket
         assert listener is not None
         hub = get_hub()
-        watcher = IoWatcher(hub.loop, listener.fileno(), READ)
         family, type_, proto = listener.family, listener.type, listener.proto
         pool = self.pool
         start_connection = self._start_connection
+        # The listener's wait queue, for the server's life: closing the server
+        # ends the wait through cancel_fd_waits, and the queue goes with it.
+        readable = IoWaitQueue(listener.fileno(), READ, hub)
         try:
             while True:
                 if pool.full():
@@ -104,9 +106,9 @@ class StreamServer(BaseServer):
                 else:
                     hub.sleep(0)  # a flood: let the accepted ones run before more
                     continue
-                hub.wait(watcher)
+                readable.wait()
         finally:
-            watcher.close()
+            readable.close()
 
     def _accept_failed(self, exc: OSError) -> None:
         if exc.errno in _OUT_OF_RESOURCES:

@@ -233,7 +233,7 @@ class WebSocket:
         if self.close_code is None:
             self.close_code = code
         try:
-            self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:123])
+            self._send_frame(OP_CLOSE, struct.pack("!H", code) + _close_reason_bytes(reason))
         except (OSError, WebSocketError):
             pass
 
@@ -318,3 +318,13 @@ def _refuse(start_response: Callable[..., Any], status: str, detail: str) -> lis
         headers.append(("Sec-WebSocket-Version", "13"))
     start_response(status, headers)
     return [body]
+
+
+def _close_reason_bytes(reason: str) -> bytes:
+    """``reason`` in UTF-8, cut to the 123 bytes a close frame holds on a character
+    boundary (a reason cut inside a character is invalid UTF-8, which the peer
+    must answer by failing the connection)."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= 123:
+        return encoded
+    return encoded[:123].decode("utf-8", "ignore").encode("utf-8")

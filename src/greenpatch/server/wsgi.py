@@ -77,6 +77,7 @@ class WSGIServer(StreamServer):
         log: logging.Logger | IO[str] | None = _DEFAULT_LOG,
         environ: dict[str, Any] | None = None,
         max_request_line: int = 8190,
+        max_header_line: int = 8190,
         max_header_size: int = 65536,
         max_headers: int = 100,
         max_body_size: int | None = None,
@@ -96,6 +97,7 @@ class WSGIServer(StreamServer):
         self.application = application
         self.limits = Limits(
             max_request_line=max_request_line,
+            max_header_line=max_header_line,
             max_header_size=max_header_size,
             max_headers=max_headers,
             max_body_size=max_body_size,

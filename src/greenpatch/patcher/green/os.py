@@ -65,6 +65,7 @@ from greenlet import getcurrent
 from greenpatch.hub.event import Event
 from greenpatch.hub.greenlet import spawn
 from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists
+from greenpatch.hub.io import wait_read, wait_write
 from greenpatch.hub.watchers import ChildWatcher
 from greenpatch.patcher.api import original
 from greenpatch.patcher.green.signal import _in_main_thread, run_python_handler
@@ -174,12 +175,13 @@ class _ChildReaper:
                 self._statuses.pop(pid, None)
         self._hub = hub
         self._install_fork_hook()
-        watcher = hub.loop.child(pid)
+        # Process-wide: a child's status belongs to the process, not to this hub.
+        watcher = hub.loop.child(pid, process_wide=True)
         watcher.ref = False
         entry = self._watched[pid] = _Watched(pid, watcher)
         watcher.start(self._on_exit, entry)
         if self._stray is None:
-            self._stray = hub.loop.child(0)
+            self._stray = hub.loop.child(0, process_wide=True)
             self._stray.ref = False
             self._stray.start(self._on_stray)
         return entry
@@ -411,7 +413,7 @@ def wait_exited(pid: int, timeout: float | None, delay: float = _MIN_POLL) -> No
         hub.sleep(min(limit, delay))
         return
     try:
-        hub.wait_read(fd, limit, _Recheck())
+        wait_read(fd, limit, _Recheck())
     except _Recheck:
         pass
     finally:
@@ -434,7 +436,7 @@ def nb_read(fd: int, n: int) -> bytes:
             return _stdlib.read(fd, n)
         except BlockingIOError:
             pass
-        get_hub().wait_read(fd)
+        wait_read(fd)
 
 
 def nb_write(fd: int, data: bytes) -> int:
@@ -444,4 +446,4 @@ def nb_write(fd: int, data: bytes) -> int:
             return _stdlib.write(fd, data)
         except BlockingIOError:
             pass
-        get_hub().wait_write(fd)
+        wait_write(fd)

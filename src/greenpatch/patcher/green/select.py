@@ -1,32 +1,47 @@
 """Green ``select``: ``select.select`` and ``select.poll`` wait on the hub.
 
-Both are built on one helper, ``_wait_for_events``: it starts an io watcher per
-descriptor, each recording what became ready; the first one to fire schedules a
-single resume of the waiting greenlet as a loop callback.  Callbacks run after the
-whole batch of ready watchers was dispatched, so one wake-up reports every
-descriptor that was ready in that loop iteration, as a real ``select`` would.
+Ask the kernel first, wait on the hub, ask the kernel again
+-------------------------------------------------------------
+Both first call the original ``select``/``poll`` with a zero timeout.  That is
+exact (every flag the kernel has: ``POLLHUP``, ``POLLNVAL``, exceptional
+conditions), cheap when something is ready already, and gives the stdlib's own
+errors for bad input (``OSError(EBADF)`` for a closed descriptor, ``ValueError``
+for one past ``FD_SETSIZE``) before the hub is touched.  Only when nothing is
+ready does the greenlet wait, in the hub's wait queues of the descriptors
+(``greenpatch.hub.io.wait_any``).  A wake-up says "something may be ready", so
+the kernel is asked once more for the exact answer; nothing there (another
+greenlet took it) means waiting again for what is left of the timeout.
 
-A zero timeout never touches the hub: it asks the kernel directly (the original
-``select``/``poll``), which is both exact and cheaper.
+Exceptional conditions
+----------------------
+libev watches reading and writing only.  Out-of-band data (``select``'s third
+list, ``poll``'s ``POLLPRI``) is watched through a private, edge-triggered epoll
+set holding those descriptors for ``EPOLLPRI``: its own descriptor becomes
+readable when one of them has an exceptional condition, and that descriptor is
+what the hub waits on.  (Edge-triggered, so that a hang-up, which epoll always
+reports, wakes the waiter once instead of keeping the set readable for ever.)
+Where there is no epoll, exceptional descriptors are watched for reading, which
+covers the usual case of urgent data arriving with normal data.
 """
 
 from __future__ import annotations
 
+import errno
 import operator
 import select as _stdlib
 from collections.abc import Iterable
+from time import monotonic
 from typing import Any
 
-from greenlet import getcurrent
-
 from greenpatch.hub import get_hub
-from greenpatch.hub.watchers import READ, WRITE
+from greenpatch.hub.io import READ, WRITE, wait_any
 
 __target__ = "select"
 __implements__ = ["select", "poll"]
 
 _original_select = _stdlib.select
 _original_poll = getattr(_stdlib, "poll", None)
+_original_epoll = getattr(_stdlib, "epoll", None)
 error = _stdlib.error
 
 POLLIN = getattr(_stdlib, "POLLIN", 1)
@@ -35,9 +50,9 @@ POLLOUT = getattr(_stdlib, "POLLOUT", 4)
 POLLERR = getattr(_stdlib, "POLLERR", 8)
 POLLHUP = getattr(_stdlib, "POLLHUP", 16)
 POLLNVAL = getattr(_stdlib, "POLLNVAL", 32)
-_READ_MASK = POLLIN | POLLPRI
-_FOREVER = 365 * 24 * 3600.0
+_READ_MASK = POLLIN
 _WRITE_MASK = POLLOUT
+_FOREVER = 365 * 24 * 3600.0
 
 
 def _fileno(obj: Any) -> int:
@@ -55,48 +70,65 @@ def _fileno(obj: Any) -> int:
     return fd
 
 
-def _wait_for_events(interest: dict[int, int], timeout: float | None) -> dict[int, int]:
-    """Block until some of ``interest`` (fd -> READ|WRITE) is ready; fd -> ready events."""
-    hub = get_hub()
-    current = getcurrent()
-    ready: dict[int, int] = {}
-    scheduled: list[list[Any]] = []  # the one resume token, once scheduled
+class _ExceptionalWatch:
+    """A private epoll set whose descriptor is readable when one of ``fds`` has
+    an exceptional condition (see the module docstring); a context manager."""
 
-    def wake() -> None:
-        if not scheduled:
-            scheduled.append(hub.resume_soon(current))
+    def __init__(self, fds: Iterable[int]) -> None:
+        self.fd = -1
+        self._epoll: Any = None
+        wanted = set(fds)
+        if not wanted or _original_epoll is None:
+            return
+        epoll = _original_epoll()
+        try:
+            for fd in wanted:
+                try:
+                    epoll.register(fd, _stdlib.EPOLLPRI | _stdlib.EPOLLET)
+                except PermissionError:
+                    pass  # a regular file: never an exceptional condition
+        except BaseException:
+            epoll.close()
+            raise
+        self._epoll = epoll
+        self.fd = epoll.fileno()
 
-    def on_event(fd: int, events: int) -> None:
-        ready[fd] = ready.get(fd, 0) | events
-        wake()
+    def drain(self) -> None:
+        """Take the reported edges, so that the set is readable again only on a new one."""
+        if self._epoll is not None:
+            self._epoll.poll(0)
 
-    watchers = []
-    timer = None
-    try:
-        for fd, events in interest.items():
-            for flag in (READ, WRITE):
-                if events & flag:
-                    watcher = hub.loop.io(fd, flag)
-                    watcher.start(on_event, fd, flag)
-                    # Tracked, so that closing the socket in another greenlet
-                    # wakes us with EBADF instead of leaving libev polling a
-                    # closed descriptor.
-                    watcher.waiter = current
-                    hub.track_fd(fd, watcher)
-                    watchers.append((fd, watcher))
-        if timeout is not None:
-            timer = hub.loop.call_later(max(timeout, 0.0), wake)
-        hub.switch()
-    finally:
-        for fd, watcher in watchers:
-            hub.untrack_fd(fd, watcher)
-            watcher.waiter = None  # no cancellation may reach us after this wait
-            watcher.close()
-        if timer is not None:
-            timer.cancel()
-        if scheduled:
-            scheduled[0].clear()  # harmless after the resume; vital after an exception
-    return ready
+    def __enter__(self) -> _ExceptionalWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+
+
+def _wait_until(
+    interest: dict[int, int],
+    exceptional: Iterable[int],
+    timeout: float | None,
+    ask_kernel: Any,
+) -> Any:
+    """Wait on the hub until ``ask_kernel()`` answers something true, or ``timeout``.
+
+    ``interest``: fd -> READ|WRITE; ``exceptional``: descriptors to watch for an
+    exceptional condition.  Returns the last answer (false on timeout).
+    """
+    deadline = None if timeout is None else monotonic() + timeout
+    with _ExceptionalWatch(exceptional) as watch:
+        interest = dict(interest)
+        for fd in [watch.fd] if watch.fd >= 0 else exceptional:
+            interest[fd] = interest.get(fd, 0) | READ
+        while True:
+            remaining = None if deadline is None else max(deadline - monotonic(), 0.0)
+            woken = wait_any(interest, remaining)
+            watch.drain()
+            answer = ask_kernel()
+            if answer or not woken:
+                return answer
 
 
 def _block_forever_or_sleep(seconds: float | None) -> None:
@@ -107,29 +139,48 @@ def _block_forever_or_sleep(seconds: float | None) -> None:
 def select(
     rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
-    """``select.select`` that waits on the hub (exceptional conditions are not watched)."""
+    """``select.select`` that waits on the hub."""
     timeout = _seconds(timeout)
-    if timeout == 0:
-        return _original_select(rlist, wlist, xlist, 0)
     # As the C code: each sequence read once, fileno() called once per object.
     readers, writers = _with_filenos(rlist), _with_filenos(wlist)
-    _with_filenos(xlist)  # validated; exceptional conditions are not watched
-    interest: dict[int, int] = {}
-    for _obj, fd in readers:
-        interest[fd] = interest.get(fd, 0) | READ
-    for _obj, fd in writers:
-        interest[fd] = interest.get(fd, 0) | WRITE
-    if not interest:
+    exceptional = _with_filenos(xlist)
+    read_fds = [fd for _obj, fd in readers]
+    write_fds = [fd for _obj, fd in writers]
+    except_fds = [fd for _obj, fd in exceptional]
+
+    def ask_kernel() -> tuple[list[Any], list[Any], list[Any]] | None:
+        r, w, x = _original_select(read_fds, write_fds, except_fds, 0)
+        if not (r or w or x):
+            return None
+        r_set, w_set, x_set = set(r), set(w), set(x)
+        return (
+            [obj for obj, fd in readers if fd in r_set],
+            [obj for obj, fd in writers if fd in w_set],
+            [obj for obj, fd in exceptional if fd in x_set],
+        )
+
+    ready = ask_kernel()
+    if ready is not None:
+        return ready
+    if timeout == 0:
+        return [], [], []
+    if not (readers or writers or exceptional):
         _block_forever_or_sleep(timeout)
         return [], [], []
-    ready = _wait_for_events(interest, timeout)
-    if not ready:
-        return [], [], []
-    return (
-        [obj for obj, fd in readers if ready.get(fd, 0) & READ],
-        [obj for obj, fd in writers if ready.get(fd, 0) & WRITE],
-        [],
-    )
+    interest: dict[int, int] = {}
+    for fd in read_fds:
+        interest[fd] = interest.get(fd, 0) | READ
+    for fd in write_fds:
+        interest[fd] = interest.get(fd, 0) | WRITE
+    try:
+        ready = _wait_until(interest, except_fds, timeout, ask_kernel)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:
+            raise
+        # A descriptor closed while we waited: the kernel's own answer (EBADF).
+        _original_select(read_fds, write_fds, except_fds, 0)
+        raise
+    return ready if ready is not None else ([], [], [])
 
 
 def _seconds(timeout: Any) -> float | None:
@@ -159,50 +210,63 @@ def _with_filenos(objects: Iterable[Any]) -> list[tuple[Any, int]]:
 
 
 class poll:
-    """``select.poll`` whose ``poll()`` waits on the hub."""
+    """``select.poll`` whose ``poll()`` waits on the hub.
+
+    Registrations are mirrored in an original ``poll`` object, which answers
+    every "what is ready now" question exactly (``POLLHUP``, ``POLLNVAL``...).
+    """
 
     def __init__(self) -> None:
+        if _original_poll is None:
+            raise OSError("select.poll is not available on this platform")
         self._registered: dict[int, int] = {}
+        self._kernel = _original_poll()
 
     def register(self, fd: Any, eventmask: int = POLLIN | POLLPRI | POLLOUT) -> None:
-        self._registered[_fileno(fd)] = eventmask
+        fileno = _fileno(fd)
+        self._kernel.register(fileno, eventmask)
+        self._registered[fileno] = eventmask
 
     def modify(self, fd: Any, eventmask: int) -> None:
         fileno = _fileno(fd)
-        if fileno not in self._registered:
-            raise FileNotFoundError(2, "No such file or directory")
+        self._kernel.modify(fileno, eventmask)
         self._registered[fileno] = eventmask
 
     def unregister(self, fd: Any) -> None:
         fileno = _fileno(fd)
-        if fileno not in self._registered:
-            raise KeyError(fileno)
+        self._kernel.unregister(fileno)
         del self._registered[fileno]
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
         """Ready ``(fd, events)`` pairs; ``timeout`` in milliseconds (None or < 0: forever)."""
-        seconds = None if timeout is None or float(timeout) < 0 else float(timeout) / 1000.0
-        if seconds == 0:
-            return self._poll_now()
+        if timeout is not None and not isinstance(timeout, (int, float)):
+            timeout = operator.index(timeout)  # TypeError for what the C code refuses
+        seconds = None if timeout is None or timeout < 0 else timeout / 1000.0
+        ready: list[tuple[int, int]] = self._kernel.poll(0)
+        if ready or seconds == 0:
+            return ready
         if not self._registered:
             _block_forever_or_sleep(seconds)
             return []
         interest: dict[int, int] = {}
+        exceptional = []
         for fd, mask in self._registered.items():
             events = (READ if mask & _READ_MASK else 0) | (WRITE if mask & _WRITE_MASK else 0)
-            # POLLERR/POLLHUP are always reported by poll(); watch for reading so a
-            # hang-up (which makes the descriptor readable) wakes us.
-            interest[fd] = events or READ
-        ready = _wait_for_events(interest, seconds)
-        if not ready:
-            return []
-        # Ask the kernel for the exact flags (POLLHUP, POLLERR, POLLNVAL) of what woke us.
-        return self._poll_now()
-
-    def _poll_now(self) -> list[tuple[int, int]]:
-        if _original_poll is None:
-            raise OSError("select.poll is not available on this platform")
-        real = _original_poll()
-        for fd, mask in self._registered.items():
-            real.register(fd, mask)
-        return real.poll(0)  # type: ignore[no-any-return]
+            if mask & POLLPRI:
+                exceptional.append(fd)
+            if events:
+                interest[fd] = events
+            elif not mask & POLLPRI:
+                # POLLERR/POLLHUP are always reported by poll(); a hang-up makes
+                # the descriptor readable, so watching for reading wakes us.
+                interest[fd] = READ
+        try:
+            answer: list[tuple[int, int]] = _wait_until(
+                interest, exceptional, seconds, lambda: self._kernel.poll(0)
+            )
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            # A closed descriptor: poll() reports it (POLLNVAL) rather than failing.
+            return self._kernel.poll(0)  # type: ignore[no-any-return]
+        return answer

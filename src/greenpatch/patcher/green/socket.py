@@ -5,14 +5,15 @@ How it works
 ``socket`` subclasses the stdlib ``socket.socket`` (so ``isinstance`` checks,
 ``SocketType``, ``makefile``, ``dup`` and the rest keep working) and keeps the
 *kernel* descriptor non-blocking at all times.  The timeout the user sets is
-stored on the Python object: a call first tries the system call; when the kernel
-says "would block", a timeout of 0 re-raises as the stdlib would, otherwise the
-greenlet waits on the hub for readiness (at most the timeout, then
-``socket.timeout``) and tries again.
+stored on the Python object.  Every blocking call goes through the hub's
+cooperative I/O core (``greenpatch.hub.io.CooperativeIO``): try the system call;
+when the kernel says "would block", a timeout of 0 re-raises as the stdlib
+would, otherwise the greenlet waits in the descriptor's wait queue (any number
+of greenlets may wait on one socket, each woken in turn, as threads are) and
+tries again, under one deadline per call, then ``socket.timeout``.
 
-Each socket keeps one read and one write watcher and reuses them for every wait.
-Closing a socket wakes the greenlets blocked on it with ``EBADF`` instead of
-leaving them hanging (or waking them on whatever reuses the descriptor).
+Closing a socket wakes every greenlet blocked on its descriptor with ``EBADF``
+instead of leaving them hanging (or waking them on whatever reuses the number).
 
 Host names in addresses are resolved through the green resolver before
 ``connect``/``sendto`` reach the kernel (the C code would otherwise call the
@@ -31,9 +32,8 @@ from typing import Any, TypeVar
 
 # Imported here, before the registry swaps socket's functions: the resolver
 # binds the original ones at its import.
-from greenpatch.hub import get_hub
 from greenpatch.hub import resolver as _resolver
-from greenpatch.hub.watchers import READ, WRITE, IoWatcher
+from greenpatch.hub.io import READ, WRITE, CooperativeIO, SocketTimeout
 
 __target__ = "socket"
 __implements__ = [
@@ -67,22 +67,16 @@ _c_recvmsg: Any = getattr(_C, "recvmsg", None)
 _c_sendmsg: Any = getattr(_C, "sendmsg", None)
 _c_recvmsg_into: Any = getattr(_C, "recvmsg_into", None)
 _c_socketpair = sys.modules["_socket"].socketpair
-_timeout_error = _stdlib.timeout
+_c_accept: Callable[..., tuple[int, Any]] = _C._accept
+_c_type: Any = _C.type
 _getdefaulttimeout = _stdlib.getdefaulttimeout
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN}
-_UNSET: Any = object()
-# A blocking stdlib socket (timeout None) raises EAGAIN for MSG_DONTWAIT instead of waiting.
-_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 
 
-def _closed_error() -> OSError:
-    return OSError(errno.EBADF, "Bad file descriptor: socket closed while a greenlet waited on it")
-
-
-class socket(_StdlibSocket):
+class socket(_StdlibSocket, CooperativeIO):
     """A cooperative ``socket.socket`` with the stdlib's timeout semantics."""
 
-    __slots__ = ("_gp_read", "_gp_timeout", "_gp_write")
+    __slots__ = ("_io_readers", "_io_short_read", "_io_timeout", "_io_writers")
 
     def __init__(
         self,
@@ -95,9 +89,11 @@ class socket(_StdlibSocket):
         # The C constructor applied the default timeout (or 0.0 for a descriptor
         # that is already non-blocking); adopt it, then make the kernel side
         # non-blocking for good.
-        self._gp_timeout: float | None = _C.gettimeout(self)
-        self._gp_read: IoWatcher | None = None
-        self._gp_write: IoWatcher | None = None
+        self._io_timeout = _C.gettimeout(self)
+        self._io_readers = self._io_writers = None
+        # The wait-first-after-a-short-read guess (CooperativeIO._io_recv) is
+        # for stream sockets.  (TLS reads do not go through it: see green ssl.)
+        self._io_short_read = False if _c_type.__get__(self) == _stdlib.SOCK_STREAM else None
         _c_settimeout(self, 0.0)
 
     # -- timeout semantics (stdlib-identical, kept on the Python side) --------
@@ -109,133 +105,50 @@ class socket(_StdlibSocket):
             if value < 0.0:
                 raise ValueError("Timeout value out of range")
         _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
-        self._gp_timeout = value
+        self._io_timeout = value
 
     def gettimeout(self) -> float | None:
-        return self._gp_timeout
+        return self._io_timeout
 
     def setblocking(self, flag: bool) -> None:
         _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
-        self._gp_timeout = None if flag else 0.0
+        self._io_timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
-        return self._gp_timeout != 0.0
+        return self._io_timeout != 0.0
 
     @property
     def timeout(self) -> float | None:
-        return self._gp_timeout
-
-    # -- waiting ---------------------------------------------------------------
-    def _wait(self, events: int, timeout: float | None, message: str = "timed out") -> None:
-        """Wait for ``events`` on one of this socket's reused watchers; on timeout
-        raise ``socket.timeout(message)`` (the ssl twin passes the stdlib's texts)."""
-        hub = get_hub()
-        if events == READ:
-            watcher = self._gp_read
-            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
-                watcher = self._gp_read = hub.loop.io(self.fileno(), READ)
-        else:
-            watcher = self._gp_write
-            if watcher is None or watcher.loop is not hub.loop or watcher.closed:
-                watcher = self._gp_write = hub.loop.io(self.fileno(), WRITE)
-        hub.wait(watcher, timeout, _timeout_error(message))
-
-    def _deadline_wait(self, events: int, deadline: float | None) -> None:
-        if deadline is None:
-            self._wait(events, None)
-            return
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            raise _timeout_error("timed out")
-        self._wait(events, remaining)
-
-    def _check_fd(self) -> int:
-        fd = self.fileno()
-        if fd < 0:
-            raise OSError(errno.EBADF, "Bad file descriptor")
-        return fd
+        return self._io_timeout
 
     # -- receiving ---------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        while True:
-            try:
-                return _c_recv(self, bufsize, flags)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(READ, self._gp_timeout)
+        return self._io_recv(bufsize, flags, _c_recv, self, bufsize, flags)  # type: ignore[no-any-return]
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        while True:
-            try:
-                return _c_recv_into(self, buffer, nbytes, flags)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(READ, self._gp_timeout)
+        size = nbytes or len(buffer)
+        return self._io_recv(size, flags, _c_recv_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        while True:
-            try:
-                return _c_recvfrom(self, bufsize, flags)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(READ, self._gp_timeout)
+        return self._io_call(READ, flags, _c_recvfrom, self, bufsize, flags)  # type: ignore[no-any-return]
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        while True:
-            try:
-                return _c_recvfrom_into(self, buffer, nbytes, flags)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(READ, self._gp_timeout)
+        return self._io_call(READ, flags, _c_recvfrom_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
 
     if _c_recvmsg is not None:
 
         def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
-            while True:
-                try:
-                    return _c_recvmsg(self, bufsize, ancbufsize, flags)
-                except BlockingIOError:
-                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                        raise
-                self._wait(READ, self._gp_timeout)
+            return self._io_call(READ, flags, _c_recvmsg, self, bufsize, ancbufsize, flags)
 
         def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
-            while True:
-                try:
-                    return _c_recvmsg_into(self, buffers, ancbufsize, flags)
-                except BlockingIOError:
-                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                        raise
-                self._wait(READ, self._gp_timeout)
+            return self._io_call(READ, flags, _c_recvmsg_into, self, buffers, ancbufsize, flags)
 
     # -- sending -------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
-        while True:
-            try:
-                return _c_send(self, data, flags)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(WRITE, self._gp_timeout)
+        return self._io_call(WRITE, flags, _c_send, self, data, flags)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        # As in the stdlib, the timeout bounds the whole call, not each chunk.
-        timeout = self._gp_timeout
-        deadline = None if not timeout else monotonic() + timeout
-        with memoryview(data) as view, view.cast("B") as byte_view:
-            total = len(byte_view)
-            sent = 0
-            while sent < total:
-                try:
-                    sent += _c_send(self, byte_view[sent:], flags)
-                except BlockingIOError:
-                    if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
-                        raise
-                    self._deadline_wait(WRITE, deadline)
+        self._io_sendall(_c_send, self, data, flags)
 
     def sendto(self, *args: Any) -> int:
         if len(args) == 2:
@@ -246,28 +159,18 @@ class socket(_StdlibSocket):
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args)} given)")
         address = self._resolve(address)
-        while True:
-            try:
-                return _c_sendto(self, data, flags, address)
-            except BlockingIOError:
-                if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                    raise
-            self._wait(WRITE, self._gp_timeout)
+        return self._io_call(WRITE, flags, _c_sendto, self, data, flags, address)  # type: ignore[no-any-return]
 
     if _c_sendmsg is not None:
 
         def sendmsg(
             self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None
         ) -> int:
-            while True:
-                try:
-                    if address is None:
-                        return int(_c_sendmsg(self, buffers, ancdata, flags))
-                    return int(_c_sendmsg(self, buffers, ancdata, flags, address))
-                except BlockingIOError:
-                    if self._gp_timeout == 0.0 or (flags & _DONTWAIT and self._gp_timeout is None):
-                        raise
-                self._wait(WRITE, self._gp_timeout)
+            if address is None:
+                return int(self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, flags))
+            return int(
+                self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, flags, address)
+            )
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         """Like the stdlib: ``os.sendfile`` when possible, else ``send`` in chunks."""
@@ -292,7 +195,7 @@ class socket(_StdlibSocket):
             raise _stdlib._GiveupOnSendfile(exc) from exc  # type: ignore[attr-defined]
         if not file_size:
             return 0
-        timeout = self._gp_timeout
+        timeout = self._io_timeout
         if timeout == 0.0:
             raise ValueError("non-blocking sockets are not supported")
         deadline = None if timeout is None else monotonic() + timeout
@@ -307,7 +210,7 @@ class socket(_StdlibSocket):
                 try:
                     sent = os.sendfile(sock_fd, file_fd, offset, blocksize)
                 except BlockingIOError:
-                    self._deadline_wait(WRITE, deadline)
+                    self._io_wait(WRITE, deadline)
                     continue
                 except OSError as exc:
                     if total_sent == 0:
@@ -349,7 +252,7 @@ class socket(_StdlibSocket):
     def connect_ex(self, address: Any) -> int:
         try:
             return self._connect(address)
-        except _timeout_error:
+        except SocketTimeout:
             return errno.EAGAIN
         except OSError as exc:
             if isinstance(exc, _stdlib.gaierror) or not exc.errno:
@@ -358,7 +261,7 @@ class socket(_StdlibSocket):
 
     def _connect(self, address: Any) -> int:
         address = self._resolve(address)
-        timeout = self._gp_timeout
+        timeout = self._io_timeout
         error = _c_connect_ex(self, address)
         if error == 0 or error == errno.EISCONN:
             return 0
@@ -368,7 +271,7 @@ class socket(_StdlibSocket):
             return error
         deadline = None if timeout is None else monotonic() + timeout
         while True:
-            self._deadline_wait(WRITE, deadline)
+            self._io_wait(WRITE, deadline)
             error = self.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
             if error in _CONNECT_PENDING:
                 continue  # spurious wake-up
@@ -381,46 +284,24 @@ class socket(_StdlibSocket):
             return int(error)
 
     def accept(self) -> tuple[socket, Any]:
-        while True:
-            try:
-                fd, address = self._accept()  # type: ignore[attr-defined]
-                break
-            except BlockingIOError:
-                if self._gp_timeout == 0.0:
-                    raise
-            self._wait(READ, self._gp_timeout)
+        fd, address = self._io_call(READ, 0, _c_accept, self)
         sock = socket(self.family, self.type, self.proto, fileno=fd)
         # As the stdlib: a listening socket with a timeout hands out blocking
         # sockets unless a default timeout is set.
-        if _getdefaulttimeout() is None and self._gp_timeout:
+        if _getdefaulttimeout() is None and self._io_timeout:
             sock.setblocking(True)
         return sock, address
 
     # -- closing -------------------------------------------------------------------
-    def _gp_cancel_waits(self) -> None:
-        hub = get_hub()
-        for watcher in (self._gp_read, self._gp_write):
-            if watcher is None or watcher.closed:
-                continue
-            if watcher.loop is hub.loop:
-                hub.cancel_wait(watcher, _closed_error())
-                watcher.close()
-            # A watcher of another thread's loop is left to that thread: libev
-            # loops are not thread-safe, and its waiter owns the watcher.
-        self._gp_read = self._gp_write = None
-
     def _real_close(self, _ss: Any = _C) -> None:
-        self._gp_cancel_waits()
-        fd = self.fileno()
-        if fd >= 0:
-            # Others waiting on this descriptor (select(), wait_read) in this
-            # thread's hub are woken with EBADF before it is closed.
-            get_hub().cancel_fd_waits(fd, _closed_error())
+        # Everyone waiting on the descriptor (on this socket, in select(), in
+        # wait_read) is woken with EBADF before the number can be reused.
+        self._io_cancel_waits()
         _c_close(self)
 
     def detach(self) -> int:
         self._closed = True  # as the stdlib's detach()
-        self._gp_cancel_waits()
+        self._io_cancel_waits()
         return int(_c_detach(self))
 
     def dup(self) -> socket:

@@ -58,10 +58,9 @@ from __future__ import annotations
 import _socket as _c_socket
 import socket as _socket
 import ssl as _stdlib
-from time import monotonic
-from typing import Any, Callable
+from typing import Any
 
-from greenpatch.hub.watchers import READ, WRITE
+from greenpatch.hub.io import READ, WRITE
 from greenpatch.patcher.green import socket as _gsocket
 
 __target__ = "ssl"
@@ -72,8 +71,11 @@ __implements__: list[str] = []
 _timeout_error = _socket.timeout
 _READ_TIMEOUT = "The read operation timed out"
 _WRITE_TIMEOUT = "The write operation timed out"
+_READ_MESSAGES = (_READ_TIMEOUT, _READ_TIMEOUT)
+_WRITE_MESSAGES = (_WRITE_TIMEOUT, _WRITE_TIMEOUT)
 #: Replaced by the C module's exact wording on first use (``_handshake_timeout``).
 _HANDSHAKE_TIMEOUT = "The handshake operation timed out"
+_HANDSHAKE_MESSAGES = (_HANDSHAKE_TIMEOUT, _HANDSHAKE_TIMEOUT)
 _handshake_message: str | None = None
 
 
@@ -117,36 +119,20 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
 
     _sslobj: Any  # the C SSL object (set by the stdlib's _create/_real_connect), or None
 
-    def _gp_retry(
-        self,
-        operation: Callable[..., Any],
-        args: tuple[Any, ...],
-        timeout: float | None,
-        read_message: str,
-        write_message: str,
-    ) -> Any:
-        """Call ``operation(*args)`` until OpenSSL stops wanting I/O, waiting on the hub."""
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            try:
-                return operation(*args)
-            except _stdlib.SSLWantReadError:
-                if timeout == 0.0:
-                    raise
-                events, message = READ, read_message
-            except _stdlib.SSLWantWriteError:
-                if timeout == 0.0:
-                    raise
-                events, message = WRITE, write_message
-            self._gp_wait_ssl(events, deadline, message)
+    _io_would_block = (
+        _stdlib.SSLWantReadError,
+        _stdlib.SSLWantWriteError,
+        BlockingIOError,
+    )
 
-    def _gp_wait_ssl(self, events: int, deadline: float | None, message: str) -> None:
-        remaining = None
-        if deadline is not None:
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                raise _timeout_error(message)
-        self._wait(events, remaining, message)
+    def _io_direction(self, exc: BaseException, events: int) -> int:
+        # OpenSSL says which way it must go: a read may need to write first
+        # (a renegotiation), a write to read.
+        if isinstance(exc, _stdlib.SSLWantWriteError):
+            return WRITE
+        if isinstance(exc, _stdlib.SSLWantReadError):
+            return READ
+        return events
 
     # -- the calls that may want I/O -----------------------------------------------
     def do_handshake(self, block: bool = False) -> None:
@@ -156,30 +142,25 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
             timeout = None  # the stdlib blocks for this one call
         sslobj: Any = self._sslobj
         try:
-            self._gp_retry(sslobj.do_handshake, (), timeout, _HANDSHAKE_TIMEOUT, _HANDSHAKE_TIMEOUT)
+            self._io_call(
+                READ, 0, sslobj.do_handshake, timeout=timeout, messages=_HANDSHAKE_MESSAGES
+            )
         except _timeout_error as exc:
             if exc.args == (_HANDSHAKE_TIMEOUT,):
                 raise _timeout_error(_handshake_timeout()) from None
             raise
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
-        read = super().read
-        return self._gp_retry(read, (len, buffer), self.gettimeout(), _READ_TIMEOUT, _READ_TIMEOUT)
+        return self._io_call(READ, 0, super().read, len, buffer, messages=_READ_MESSAGES)
 
     def write(self, data: Any) -> int:
-        write = super().write
-        sent: int = self._gp_retry(
-            write, (data,), self.gettimeout(), _WRITE_TIMEOUT, _WRITE_TIMEOUT
-        )
+        sent: int = self._io_call(WRITE, 0, super().write, data, messages=_WRITE_MESSAGES)
         return sent
 
     def send(self, data: Any, flags: int = 0) -> int:
         # Unencrypted (no _sslobj), the stdlib's send is the green socket's,
         # which waits by itself and never raises a want-error.
-        send = super().send
-        sent: int = self._gp_retry(
-            send, (data, flags), self.gettimeout(), _WRITE_TIMEOUT, _WRITE_TIMEOUT
-        )
+        sent: int = self._io_call(WRITE, 0, super().send, data, flags, messages=_WRITE_MESSAGES)
         return sent
 
     def unwrap(self) -> Any:
@@ -187,9 +168,7 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
         if not sslobj:
             raise ValueError("No SSL wrapper around " + str(self))
         # The C code names the direction that timed out; so do we.
-        plain = self._gp_retry(
-            sslobj.shutdown, (), self.gettimeout(), _READ_TIMEOUT, _WRITE_TIMEOUT
-        )
+        plain = self._io_call(READ, 0, sslobj.shutdown, messages=(_READ_TIMEOUT, _WRITE_TIMEOUT))
         self._sslobj = None
         return plain
 

@@ -52,7 +52,8 @@ import types
 from time import monotonic
 from typing import Any
 
-from greenpatch.hub.hub import get_hub, get_hub_if_exists
+from greenpatch.hub.hub import get_hub_if_exists
+from greenpatch.hub.io import cancel_fd_waits, wait_read, wait_write
 from greenpatch.patcher.green import os as _gos
 from greenpatch.patcher.green.selectors import HubSelector
 
@@ -101,7 +102,7 @@ class _CooperativePipe(io.RawIOBase):
             count = self._raw.readinto(buffer)
             if count is not None:
                 return count
-            get_hub().wait_read(self._fd)
+            wait_read(self._fd)
 
     def write(self, data: Any) -> int:
         # All of it, as a write to a blocking pipe does: with bufsize=0 callers
@@ -112,7 +113,7 @@ class _CooperativePipe(io.RawIOBase):
             while written < total:
                 count = self._raw.write(byte_view[written:])
                 if count is None:
-                    get_hub().wait_write(self._fd)
+                    wait_write(self._fd)
                 else:
                     written += count
         return total
@@ -122,7 +123,7 @@ class _CooperativePipe(io.RawIOBase):
             return
         hub = get_hub_if_exists()
         if hub is not None and not self._raw.closed:
-            hub.cancel_fd_waits(self._fd)  # before the number can be reused
+            cancel_fd_waits(self._fd)  # before the number can be reused
         try:
             self._raw.close()
         finally:

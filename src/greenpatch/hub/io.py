@@ -1,0 +1,550 @@
+"""The cooperative I/O core: greenlets waiting on descriptors, and socket calls built on that.
+
+Everything in greenpatch that waits for a descriptor waits here: the green
+``socket`` and ``ssl`` of the patcher, ``select``/``poll``/``selectors``, the
+servers' sockets, ``wait_read``/``wait_write``.  One copy means one set of
+semantics: how a wait ends, what a timeout raises, what ``close()`` does to the
+greenlets still waiting.
+
+Wait queues: any number of waiters per descriptor
+-------------------------------------------------
+A socket keeps one ``IoWaitQueue`` per direction (and hub), with one libev io
+watcher under it, however many greenlets wait on that socket.  The watcher is
+active while someone waits.
+When the descriptor becomes ready, the queue wakes its *first* waiter (FIFO),
+switching to it at once; the others stay queued.  libev's watchers are
+level-triggered, so while the descriptor stays ready and others wait, the next
+loop iteration wakes the next one: no wake-up is lost when the first waiter
+does not consume what arrived, nor when it is killed or times out, and one
+arriving connection wakes one of ten ``accept()``-ing threads, not all ten.
+This is how the kernel treats threads blocked in ``accept`` or ``recv`` on one
+socket (each gets its turn, none is stranded), and it is what code written for
+threads expects once ``patch_all()`` makes its threads greenlets.  Two greenlets
+reading the same stream socket both work; which bytes each gets depends, as
+with threads, on who is first in line when they arrive.
+
+A waiter leaves the queue however its wait ends -- readiness, its own timeout,
+a kill, the descriptor's close -- and the last one out stops the watcher.  One
+waiter's timeout therefore never stops the watcher another waiter relies on.
+(Rejected: one watcher per waiting greenlet, which is what libev offers
+directly.  It also works, but costs a watcher allocation and several cffi
+crossings per wait, and ten ``accept()``-ers would all wake for each
+connection.)
+
+A queue belongs to one open *file*, not to a descriptor number: its watcher is
+reused from wait to wait without telling libev again, which is only right
+while the number still names the same file.  So a socket owns its queues and
+retires them when it closes; a wait on a bare descriptor (``wait_read``,
+``select``) makes a queue for that wait alone.  (Rejected: one queue per
+descriptor number in a per-hub table.  Numbers are reused as soon as they are
+closed, by code that never tells us, and libev, finding the same interest on
+the same number, would not register the new file: its waiters would hang.)
+
+Bad descriptors
+---------------
+A descriptor that is closed when libev would register it makes the watcher
+fail (``IoWatcher.error``, see ``_libev_build.py``) instead of aborting the
+process; every waiter of the queue then gets ``OSError(EBADF)``, the error a
+blocking call on a closed descriptor gives.
+
+Closing
+-------
+``cancel_fd_waits(fd)`` -- which every close of a socket calls before the
+descriptor is released -- wakes every greenlet of this thread's hub waiting on
+``fd`` (found through the loop's own list of io watchers per descriptor, so
+nothing is recorded per wait) with ``SocketClosedError`` (an ``OSError`` with
+``EBADF``): the number may be reused at once by an unrelated open, so a waiter
+must neither hang nor wake for the new file.  (CPython leaves a thread blocked in ``recv`` on Linux
+blocked when another thread closes the socket; waking it with EBADF is the
+documented difference, and what every green library does.)
+
+The socket calls
+----------------
+``CooperativeIO`` is the one implementation of the blocking socket calls over a
+descriptor kept non-blocking in the kernel: try the system call; when the kernel
+says "would block", give up at once for a timeout of 0, else wait on the queue
+and try again, all under **one deadline per call** (a ``recv`` with a 5 s
+timeout gives up 5 s after it began, however many times it woke).  ``sendall``
+counts what was sent in bytes, whatever the buffer's item size.  The green
+socket of the patcher (a subclass of the stdlib's) and the servers' socket
+wrapper both build on it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from greenlet import getcurrent
+
+from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists
+from greenpatch.hub.watchers import READ, WRITE, IoWatcher
+
+__all__ = [
+    "READ",
+    "WRITE",
+    "CooperativeIO",
+    "IoWaitQueue",
+    "SocketClosedError",
+    "SocketTimeout",
+    "cancel_fd_waits",
+    "wait_any",
+    "wait_read",
+    "wait_write",
+    "waiting_fds",
+]
+
+if issubclass(_socket.timeout, TimeoutError):  # Python 3.10+: one and the same
+    SocketTimeout: type[OSError] = _socket.timeout
+else:  # Python 3.9: socket.timeout is an OSError of its own
+
+    class SocketTimeout(_socket.timeout, TimeoutError):  # type: ignore[no-redef, misc]
+        """``socket.timeout`` that is also a ``TimeoutError``, as on Python 3.10+."""
+
+
+class SocketClosedError(OSError):
+    """The descriptor was closed (by another greenlet, or the server) while a greenlet waited."""
+
+    def __init__(self, message: str = "socket closed while a greenlet waited on it") -> None:
+        super().__init__(errno.EBADF, f"Bad file descriptor: {message}")
+
+
+def _bad_descriptor(fd: int) -> OSError:
+    return OSError(errno.EBADF, f"Bad file descriptor ({fd} was closed while watched)")
+
+
+#: What a timed wait raises: an exception, or the message of a ``SocketTimeout``.
+TimeoutSpec = Union[BaseException, str]
+
+# MSG_DONTWAIT on a blocking socket (timeout None) says "fail rather than wait".
+_DONTWAIT = getattr(_socket, "MSG_DONTWAIT", 0)
+_UNSET: Any = object()
+_TIMED_OUT_MESSAGES = ("timed out", "timed out")
+
+
+class _Wait:
+    """One greenlet's place in one or more queues; emptied once its wait is over.
+
+    A token object rather than the greenlet itself, so that a wake-up queued for
+    a wait that ended meanwhile (a timeout and a close in the same iteration)
+    finds it empty and does nothing.
+    """
+
+    __slots__ = ("greenlet",)
+
+    def __init__(self, greenlet: Any) -> None:
+        self.greenlet = greenlet
+
+
+def _throw(wait: _Wait, error: TimeoutSpec) -> None:
+    """Loop callback: end ``wait`` with ``error``, if it is still going on."""
+    glet = wait.greenlet
+    if glet is not None:
+        wait.greenlet = None
+        glet.throw(SocketTimeout(error) if isinstance(error, str) else error)
+
+
+class IoWaitQueue:
+    """The greenlets of one hub waiting for one descriptor to be ready one way.
+
+    ``wait()`` blocks the calling greenlet until its turn comes.  Whoever makes
+    a queue owns it and ``close()``-s it when the descriptor goes away (or the
+    queue is no longer needed); see the module docstring.
+    """
+
+    __slots__ = ("_waiters", "_watcher", "closed", "events", "fd", "hub")
+
+    def __init__(self, fd: int, events: int, hub: Hub | None = None) -> None:
+        self.hub = hub if hub is not None else get_hub()
+        self.fd = fd
+        self.events = events
+        self.closed = False
+        self._waiters: list[_Wait] = []
+        self._watcher = IoWatcher(self.hub.loop, fd, events)
+        self._watcher.waiter = self  # how cancel_fd_waits finds the queue
+
+    # -- waiting ---------------------------------------------------------------
+    def wait(self, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out") -> None:
+        """Block until the descriptor is ready and it is our turn.
+
+        Raises ``timeout_exc`` after ``timeout`` seconds (a string: a
+        ``SocketTimeout`` with that message), ``OSError(EBADF)`` when the
+        descriptor turns out to be closed, ``SocketClosedError`` when it is
+        closed through ``cancel_fd_waits`` meanwhile.
+        """
+        if self.closed:
+            raise SocketClosedError()
+        wait = _Wait(getcurrent())
+        self._join(wait)
+        hub = self.hub
+        if timeout is None:
+            try:
+                hub.switch()
+            except BaseException:
+                self._leave(wait)
+                raise
+        else:
+            timer = hub.loop.call_later(timeout, _throw, wait, timeout_exc)
+            try:
+                hub.switch()
+            except BaseException:
+                self._leave(wait)
+                raise
+            finally:
+                timer.cancel()
+        if wait.greenlet is not None:
+            # Resumed by someone else (a stray switch): a spurious wake-up, which
+            # every caller handles by trying its call again.
+            self._leave(wait)
+
+    def _join(self, wait: _Wait) -> None:
+        self._waiters.append(wait)
+        watcher = self._watcher
+        if not watcher._id:
+            watcher.start(self._ready)
+
+    def _ready(self) -> None:
+        """The watcher's callback: wake the first waiter still waiting."""
+        watcher = self._watcher
+        if watcher.error:
+            self._end_all(_bad_descriptor(self.fd))
+            return
+        waiters = self._waiters
+        while waiters:
+            wait = waiters.pop(0)
+            glet = wait.greenlet
+            if glet is not None:  # else: a wait that ended otherwise, left behind
+                wait.greenlet = None
+                if not waiters:
+                    watcher.stop()
+                glet.switch()
+                return
+        watcher.stop()
+
+    def _leave(self, wait: _Wait) -> None:
+        wait.greenlet = None
+        waiters = self._waiters
+        try:
+            waiters.remove(wait)  # by identity: _Wait defines no equality
+        except ValueError:
+            pass  # already taken off by a wake-up or a close
+        if not waiters and self._watcher._id:
+            self._watcher.stop()
+
+    def _end_all(self, error: BaseException) -> int:
+        waiters, self._waiters = self._waiters, []
+        if self._watcher._id:
+            self._watcher.stop()
+        run_callback = self.hub.loop.run_callback
+        count = 0
+        for wait in waiters:
+            if wait.greenlet is not None:
+                run_callback(_throw, wait, error)
+                count += 1
+        return count
+
+    # -- ending ----------------------------------------------------------------
+    def cancel(self, error: BaseException | None = None) -> int:
+        """Wake every waiter with ``error`` (``SocketClosedError``); returns how many.
+
+        Call from the queue's own thread.  The queue stays usable.
+        """
+        return self._end_all(error if error is not None else SocketClosedError())
+
+    def close(self, error: BaseException | None = None) -> int:
+        """Cancel the waits and retire the queue; returns how many waits ended."""
+        if self.closed:
+            return 0
+        count = self.cancel(error)
+        self.closed = True
+        self._watcher.close()
+        return count
+
+    @property
+    def waiting(self) -> int:
+        """How many greenlets wait here now."""
+        return sum(1 for wait in self._waiters if wait.greenlet is not None)
+
+    def __repr__(self) -> str:
+        way = "read" if self.events == READ else "write"
+        state = "closed" if self.closed else f"{self.waiting} waiting"
+        return f"<IoWaitQueue fd={self.fd} {way} {state}>"
+
+
+def cancel_fd_waits(fd: int, error: BaseException | None = None) -> int:
+    """Wake every greenlet of this thread's hub waiting on ``fd`` with ``error``.
+
+    Call it *before* closing a descriptor others may wait on: a waiter left on a
+    closed descriptor would hang, or wake on whatever reuses the number.  The
+    default error is ``SocketClosedError`` (EBADF).  Returns how many waits ended.
+    Waits through ``Hub.wait`` are ended too; io watchers nobody waits on (a
+    user's own) are left alone.
+    """
+    hub = get_hub_if_exists()
+    if hub is None or hub.loop.closed:
+        return 0
+    if error is None:
+        error = SocketClosedError()
+    count = 0
+    for watcher in hub.loop.io_watchers(fd):
+        owner = watcher.waiter
+        if isinstance(owner, IoWaitQueue):
+            count += owner.cancel(error)
+        elif owner is not None:
+            count += hub.cancel_wait(watcher, error)
+    return count
+
+
+def waiting_fds() -> list[int]:
+    """The descriptors with active io watchers in this thread's hub, sorted (for leak checks)."""
+    hub = get_hub_if_exists()
+    if hub is None or hub.loop.closed:
+        return []
+    return hub.loop.watched_fds()
+
+
+def _wait_once(fd: int, events: int, timeout: float | None, timeout_exc: TimeoutSpec) -> None:
+    queue = IoWaitQueue(fd, events)
+    try:
+        queue.wait(timeout, timeout_exc)
+    finally:
+        queue.close()
+
+
+def wait_read(
+    fd: int, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out"
+) -> None:
+    """Block the current greenlet until ``fd`` is readable.
+
+    Raises ``timeout_exc`` after ``timeout`` seconds (by default ``TimeoutError``
+    "timed out"), ``OSError(EBADF)`` for a closed descriptor.
+    """
+    _wait_once(fd, READ, timeout, timeout_exc)
+
+
+def wait_write(
+    fd: int, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out"
+) -> None:
+    """Block the current greenlet until ``fd`` is writable (see ``wait_read``)."""
+    _wait_once(fd, WRITE, timeout, timeout_exc)
+
+
+def wait_any(interest: dict[int, int], timeout: float | None) -> bool:
+    """Block until one of ``interest`` (fd -> READ|WRITE) may be ready, or ``timeout``.
+
+    Returns False on timeout, True when woken by readiness (which the caller
+    confirms with a non-blocking poll: the wake-up comes from one descriptor, so
+    only the kernel can tell everything that is ready).  Raises ``OSError(EBADF)``
+    when a descriptor turned out to be closed.  This is the wait under the green
+    ``select``, ``poll`` and selectors.
+    """
+    hub = get_hub()
+    wait = _Wait(getcurrent())
+    queues: list[IoWaitQueue] = []
+    timer = None
+    try:
+        for fd, events in interest.items():
+            for way in (READ, WRITE):
+                if events & way:
+                    queue = IoWaitQueue(fd, way, hub)
+                    queues.append(queue)
+                    queue._join(wait)
+        if timeout is not None:
+            timer = hub.loop.call_later(timeout, _time_out_quietly, wait)
+        return hub.switch() is not _TIMED_OUT
+    finally:
+        wait.greenlet = None
+        if timer is not None:
+            timer.cancel()
+        for queue in queues:
+            queue.close()
+
+
+_TIMED_OUT: Any = object()
+
+
+def _time_out_quietly(wait: _Wait) -> None:
+    glet = wait.greenlet
+    if glet is not None:
+        wait.greenlet = None
+        glet.switch(_TIMED_OUT)
+
+
+# -- the socket calls ---------------------------------------------------------------
+class CooperativeIO:
+    """The blocking socket calls, made cooperative, over a non-blocking descriptor.
+
+    A subclass provides ``fileno()`` and the slots ``_io_timeout`` (the timeout
+    the user set: None, 0.0 or seconds), ``_io_readers`` and ``_io_writers``
+    (cached wait queues, initially None) and ``_io_short_read`` (see ``_io_recv``).
+    TLS sockets set ``_io_would_block`` to include OpenSSL's want-errors and
+    ``_io_direction`` to follow them.
+    """
+
+    # Empty slots at run time (a socket class has a layout of its own to mix
+    # with); hidden from mypy, which would refuse the attributes the
+    # subclasses' slots hold.
+    if not TYPE_CHECKING:
+        __slots__ = ()
+
+    _io_timeout: float | None
+    _io_readers: IoWaitQueue | None
+    _io_writers: IoWaitQueue | None
+    #: None: never guess (TLS, datagrams); else whether the last plain read came up short.
+    _io_short_read: bool | None
+    #: The exceptions that mean "try again when the descriptor is ready".
+    _io_would_block: tuple[type[BaseException], ...] = (BlockingIOError,)
+
+    def fileno(self) -> int:
+        raise NotImplementedError
+
+    def _io_direction(self, exc: BaseException, events: int) -> int:
+        """Which way to wait after ``exc`` (TLS may need to write to read)."""
+        return events
+
+    def _io_wait(
+        self, events: int, deadline: float | None = None, message: str = "timed out"
+    ) -> None:
+        """Wait for ``events`` until ``deadline`` (monotonic; None: forever)."""
+        hub = get_hub()
+        if events == READ:
+            queue = self._io_readers
+            if queue is None or queue.hub is not hub:
+                queue = self._io_readers = self._io_new_queue(READ, queue, hub)
+        else:
+            queue = self._io_writers
+            if queue is None or queue.hub is not hub:
+                queue = self._io_writers = self._io_new_queue(WRITE, queue, hub)
+        if deadline is None:
+            queue.wait()
+            return
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            raise SocketTimeout(message)
+        queue.wait(remaining, message)
+
+    def _io_new_queue(self, events: int, old: IoWaitQueue | None, hub: Hub) -> IoWaitQueue:
+        fd = self.fileno()
+        if fd < 0:
+            raise SocketClosedError("socket is closed")
+        if old is not None and not old.waiting:
+            # Used from another thread's hub before and idle there: let it go.
+            # (One still in use there stays that thread's to close.)
+            _close_in_its_thread(old)
+        return IoWaitQueue(fd, events, hub)
+
+    def _io_call(
+        self,
+        events: int,
+        flags: int,
+        call: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = _UNSET,
+        messages: tuple[str, str] = _TIMED_OUT_MESSAGES,
+    ) -> Any:
+        """``call(*args)``, retried after waiting for ``events`` while it would block.
+
+        ``timeout`` defaults to the socket's; ``messages`` are the texts of the
+        timeout for a wait to read and to write (TLS says which it was).
+        """
+        if timeout is _UNSET:
+            timeout = self._io_timeout
+        deadline = None
+        while True:
+            try:
+                return call(*args)
+            except self._io_would_block as exc:
+                if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
+                    raise
+                way = self._io_direction(exc, events)
+            if timeout is not None and deadline is None:
+                deadline = monotonic() + timeout
+            self._io_wait(way, deadline, messages[way != READ])
+
+    def _io_recv(
+        self,
+        size: int,
+        flags: int,
+        call: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = _UNSET,
+    ) -> Any:
+        """``call(*args)``: a read of up to ``size`` bytes, returning bytes or a count.
+
+        After a short read (fewer bytes than asked for) the kernel's buffer is
+        almost always empty, so the next plain read waits for readiness first
+        instead of paying for a failed system call and its exception; readiness
+        is level-triggered, so a wrong guess costs one loop iteration.  Only on
+        stream sockets without TLS (``_io_short_read`` not None): OpenSSL may
+        hold decrypted bytes epoll cannot see, and datagrams are short by nature.
+        """
+        if timeout is _UNSET:
+            timeout = self._io_timeout
+        deadline = None
+        if self._io_short_read and not flags and timeout != 0.0:
+            if timeout is not None:
+                deadline = monotonic() + timeout
+            self._io_wait(READ, deadline)
+        while True:
+            try:
+                result = call(*args)
+            except self._io_would_block as exc:
+                if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
+                    raise
+                way = self._io_direction(exc, READ)
+            else:
+                if self._io_short_read is not None:
+                    count = result if type(result) is int else len(result)
+                    self._io_short_read = 0 < count < size
+                return result
+            if timeout is not None and deadline is None:
+                deadline = monotonic() + timeout
+            self._io_wait(way, deadline)
+
+    def _io_sendall(self, send: Callable[..., int], target: Any, data: Any, flags: int = 0) -> None:
+        """``send(target, ...)`` until all of ``data`` is sent; the timeout bounds the
+        whole call, as in the stdlib."""
+        try:
+            sent = send(target, data, flags)
+        except self._io_would_block:
+            if self._io_timeout == 0.0 or (flags & _DONTWAIT and self._io_timeout is None):
+                raise
+            sent = 0
+        if sent and type(data) is bytes and sent == len(data):
+            return  # the common case: one call, no memoryview
+        timeout = self._io_timeout
+        deadline = None if timeout is None else monotonic() + timeout
+        with memoryview(data) as view, view.cast("B") as octets:
+            total = octets.nbytes
+            while sent < total:
+                try:
+                    sent += send(target, octets[sent:], flags)
+                except self._io_would_block as exc:
+                    if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
+                        raise
+                    self._io_wait(self._io_direction(exc, WRITE), deadline)
+
+    def _io_cancel_waits(self, error: BaseException | None = None) -> None:
+        """Wake every greenlet waiting on this socket's descriptor (before it closes).
+
+        This socket's queues are retired (in their own thread, if it is another:
+        loops are not thread-safe); other waits on the descriptor in this
+        thread's hub (``select``, ``wait_read``) end through ``cancel_fd_waits``.
+        """
+        for queue in (self._io_readers, self._io_writers):
+            if queue is not None:
+                _close_in_its_thread(queue, error)
+        self._io_readers = self._io_writers = None
+        fd = self.fileno()
+        if fd >= 0:
+            cancel_fd_waits(fd, error)
+
+
+def _close_in_its_thread(queue: IoWaitQueue, error: BaseException | None = None) -> None:
+    hub = queue.hub
+    if hub is get_hub_if_exists():
+        queue.close(error)
+    elif not hub.loop.closed:
+        hub.loop.run_callback_threadsafe(queue.close, error)
