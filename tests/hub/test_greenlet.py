@@ -255,9 +255,10 @@ def test_finished_task_releases_its_arguments():
 def test_workers_are_reused():
     hub = get_hub()
     spawn(lambda: None).join()
-    idle_before = len(hub._idle_workers)
+    idle = hub.module_state["greenpatch.hub.greenlet.idle_workers"]
+    idle_before = len(idle)
     greenpatch.joinall([spawn(lambda: None) for _ in range(100)])
-    assert len(hub._idle_workers) <= idle_before + 1
+    assert len(idle) <= idle_before + 1
 
 
 def test_late_timeout_does_not_hit_the_next_task_on_the_same_worker():

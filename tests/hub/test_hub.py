@@ -333,3 +333,30 @@ def test_ctrl_c_while_the_hub_blocks_reaches_the_main_greenlet():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "interrupted", out.stderr
+
+
+def test_destroying_a_hub_runs_every_destroy_hook_and_kills_its_default_pool(capsys):
+    # In a thread of its own: destroying the main thread's hub would disturb the run.
+    seen = {}
+
+    def thread_main():
+        hub = get_hub()
+        pool = greenpatch.get_threadpool()
+        assert pool.apply(sum, ([1, 2],)) == 3
+
+        def broken(dead_hub):
+            raise RuntimeError("a broken hook")
+
+        hub.destroy_hooks.insert(0, broken)
+        hub.destroy_hooks.append(lambda dead_hub: seen.setdefault("hook", dead_hub is hub))
+        hub.destroy()
+        seen["pool closed"] = pool.closed
+        seen["state"] = dict(hub.module_state)
+
+    thread = threading.Thread(target=thread_main)
+    thread.start()
+    thread.join(30)
+    assert seen["hook"] is True  # ran although an earlier hook failed
+    assert seen["pool closed"] is True
+    assert "greenpatch.hub.threadpool" not in seen["state"]
+    assert "a broken hook" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import weakref
 import pytest
 
 import greenpatch
-from greenpatch.hub.loop import READ, WRITE, Loop, WatcherClosedError
+from greenpatch.hub.loop import READ, WRITE, CallbackQueue, Loop, WatcherClosedError, resume
 
 
 @pytest.fixture
@@ -451,3 +451,34 @@ print("survived")
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "survived"
+
+
+def test_before_poll_calls_run_once_right_before_the_next_poll(loop):
+    seen = []
+    loop.run_callback(lambda: loop.before_poll(lambda: seen.append("before poll")))
+    loop.run_once(block=False)  # runs the callback, which asks for the call
+    assert seen == []
+    loop.run_once(block=False)
+    assert seen == ["before poll"]
+    loop.run_once(block=False)
+    assert seen == ["before poll"]  # once
+
+
+def test_the_callback_queue_reads_its_head_for_the_hub_and_the_workers():
+    queue = CallbackQueue()
+    assert queue.head_resume() is None
+    token = [object()]
+    queue.append((resume, token))
+    assert queue.head_resume() is token
+    assert len(queue) == 1  # peeking leaves it queued
+
+    def starter(*args):
+        pass
+
+    assert queue.pop_head_args_if(starter) is None  # the head is a resume
+    queue.popleft()
+    queue.append((starter, ("hub", "task")))
+    queue.append((resume, token))
+    assert queue.head_resume() is None
+    assert queue.pop_head_args_if(starter) == ("hub", "task")
+    assert queue.head_resume() is token

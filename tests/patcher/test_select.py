@@ -153,3 +153,41 @@ def test_closing_a_socket_wakes_a_greenlet_selecting_on_it():
     assert not waiting_fds()
     greenpatch.sleep(0.01)  # no stray cancellation reaches the main greenlet later
     assert loop.active_watcher_count == before
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    # Out-of-band data needs TCP (AF_UNIX socketpairs refuse MSG_OOB).
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
+
+
+def test_select_waits_for_an_exceptional_condition_in_the_third_list():
+    server, client = _tcp_pair()
+    try:
+        glet = greenpatch.spawn(gselect.select, [], [], [server], 10)
+        greenpatch.sleep(0.01)
+        assert not glet.ready()  # nothing exceptional yet: it waits
+        client.send(b"!", socket.MSG_OOB)
+        assert glet.get(timeout=10) == ([], [], [server])
+        assert stdlib_select.select([], [], [server], 0) == ([], [], [server])
+    finally:
+        server.close()
+        client.close()
+
+
+def test_poll_reports_pollpri_for_urgent_data():
+    server, client = _tcp_pair()
+    try:
+        poller = gselect.poll()
+        poller.register(server, stdlib_select.POLLPRI)
+        glet = greenpatch.spawn(poller.poll, 10_000)
+        greenpatch.sleep(0.01)
+        assert not glet.ready()
+        client.send(b"!", socket.MSG_OOB)
+        events = dict(glet.get(timeout=10))
+        assert events[server.fileno()] & stdlib_select.POLLPRI
+    finally:
+        server.close()
+        client.close()

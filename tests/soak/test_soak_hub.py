@@ -100,7 +100,7 @@ def test_a_million_spawn_join_cycles_keep_resident_memory_flat() -> None:
     end = resident_bytes()
     print(f"resident after warm-up {warm / 2**20:.1f} MiB, at the end {end / 2**20:.1f} MiB")
     assert end <= warm * 1.10, f"resident memory grew from {warm} to {end} bytes"
-    assert len(hub._idle_workers) <= MAX_IDLE_WORKERS
+    assert len(hub.module_state["greenpatch.hub.greenlet.idle_workers"]) <= MAX_IDLE_WORKERS
     assert hub.loop.pending_callbacks == 0
     assert_timers_back(hub.loop, before)
 

@@ -53,6 +53,9 @@ _UNSET: Any = object()
 
 #: Idle workers kept per hub; beyond this, finished workers are let go.
 MAX_IDLE_WORKERS = 1024
+#: Where a hub's parked workers are kept (``Hub.module_state``): a list of
+#: worker greenlets, the most recently parked last.
+_IDLE_WORKERS = "greenpatch.hub.greenlet.idle_workers"
 
 
 class _Worker(RawGreenlet):  # type: ignore[misc]
@@ -68,7 +71,10 @@ def _start_task(hub: Hub, task: Greenlet) -> None:
     """Loop callback: hand ``task`` to an idle worker (or a new one)."""
     if task._state != _SCHEDULED:
         return  # killed before it started
-    idle = hub._idle_workers
+    try:
+        idle = hub.module_state[_IDLE_WORKERS]
+    except KeyError:  # the hub's first task
+        idle = hub.module_state[_IDLE_WORKERS] = []
     if idle:
         idle.pop().switch(task)
     else:
@@ -84,7 +90,7 @@ def _worker_main(box: list[Greenlet]) -> None:
     worker = getcurrent()
     hub = worker.parent
     callbacks = hub.loop._callbacks
-    idle = hub._idle_workers
+    idle = hub.module_state[_IDLE_WORKERS]
     while True:
         if task._state == _SCHEDULED:
             worker.task = task
@@ -93,14 +99,10 @@ def _worker_main(box: list[Greenlet]) -> None:
             worker.task = None
         # Run the next queued task in place when it is next in line anyway.
         if callbacks:
-            head = callbacks[0]
-            if head[0] is _start_task:
-                callbacks.popleft()
-                task = head[1][1]
+            start = callbacks.pop_head_args_if(_start_task)
+            if start is not None:
+                task = start[1]
                 continue
-            # A parked worker's locals live as long as it does: drop the entry
-            # looked at, or it pins whatever that callback references.
-            del head
         if len(idle) >= MAX_IDLE_WORKERS:
             return  # let this worker die; its parent (the hub) resumes
         # Likewise the finished task: its value, or its exception with the

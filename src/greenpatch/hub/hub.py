@@ -26,13 +26,14 @@ import traceback
 import weakref
 from _thread import _count as _started_thread_count
 from _thread import get_ident as _get_ident
+from functools import partial
 from typing import Any, Callable
 
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
 import greenpatch.hub.loop as _loop_module
-from greenpatch.hub.loop import Loop
+from greenpatch.hub.loop import CallbackQueue, Loop, resume
 from greenpatch.hub.watchers import Watcher
 
 __all__ = [
@@ -65,21 +66,7 @@ class ConcurrentObjectUseError(RuntimeError):
 _UNSET: Any = object()
 
 
-def resume(glet: Any = None, _place: Any = None) -> None:
-    """The callback of a resume entry ``(resume, token)`` in the loop's queue.
-
-    A token is a list ``[greenlet]``; the queue calls ``resume(*token)``, so
-    clearing the token turns the queued entry into a no-op.  A second item, if
-    any, is the waiter's own bookkeeping (the queues keep its place in line).  ``Hub.switch``
-    recognises these entries and hands off to the greenlet directly.  Waiters
-    that must be able to cancel a wake-up make the token themselves and wakers
-    append ``(resume, token)`` (see ``Hub.schedule_resume``).
-    """
-    if glet is not None:
-        glet.switch()
-
-
-_resume = resume  # the name used on the hot paths below
+_resume = resume  # the name used on the hot paths below (defined with the queue)
 
 
 class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for subclassing
@@ -106,10 +93,16 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         # dead thread's greenlets there (tools/stdlib_tests.py, test_socket).
         self.loop.error_handler = _weak_error_handler(self)
         self.switch_hooks = []
-        # Worker greenlets parked between tasks, see greenlet.py.
-        self._idle_workers: list[RawGreenlet] = []
+        #: What other modules keep per hub, each under a key of its own; the hub
+        #: never looks inside (greenlet.py's parked workers, threadpool.py's
+        #: default pool, signal.py's dispatchers).  Gone with the hub.
+        self.module_state: dict[str, Any] = {}
+        #: Called as ``hook(hub)`` by ``destroy()``, in order: how a module that
+        #: keeps resources per hub (the default thread pool) releases them
+        #: without the hub knowing that module.
+        self.destroy_hooks: list[Callable[[Hub], None]] = []
         self._destroyed = False
-        self._callbacks = loop._callbacks
+        self._callbacks: CallbackQueue = loop._callbacks
 
     # -- the door -------------------------------------------------------------
     def switch(self, *args: Any) -> Any:
@@ -131,15 +124,16 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             for hook in self.switch_hooks:
                 hook(self, current)
         callbacks = self._callbacks
-        if callbacks and callbacks[0][0] is _resume:
-            loop = self.loop
-            token = callbacks[0][1]
+        if callbacks:
+            token = callbacks.head_resume()
             # Never hand off to ourselves (our own sleep(0) token at the head):
             # that would not yield at all, e.g. to the hub callback that woke us.
-            if token and token[0] is not current and loop.budget > 0:
-                callbacks.popleft()
-                loop.budget -= 1
-                return token[0].switch()
+            if token and token[0] is not current:
+                loop = self.loop
+                if loop.budget > 0:
+                    callbacks.popleft()
+                    loop.budget -= 1
+                    return token[0].switch()
         return RawGreenlet.switch(self, *args)
 
     def schedule_resume(self, token: list[Any]) -> None:
@@ -304,10 +298,12 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         watchers, which belong to the process rather than to a hub.
         """
         self._destroyed = True
-        # Duck-typed: threadpool.py imports this module, not the other way round.
-        pool = getattr(self, "_threadpool", None)
-        if pool is not None and not pool.closed:
-            pool.kill()
+        hooks, self.destroy_hooks = self.destroy_hooks, []
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:
+                self.handle_error(hook, *sys.exc_info())
         if destroy_loop is None:
             destroy_loop = not self.loop.default
         if destroy_loop:
@@ -482,6 +478,11 @@ def getcurrent_task() -> Any:
 
 def get_hub_if_exists() -> Hub | None:
     return getattr(_local, "hub", None)
+
+
+#: ``get_hub_if_exists()`` as a C-level partial (no Python frame): for paths
+#: taken on every socket wait.
+hub_of_this_thread: Callable[[], Hub | None] = partial(getattr, _local, "hub", None)
 
 
 def sleep(seconds: float = 0) -> None:

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from greenlet import getcurrent
 
-from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists
+from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists, hub_of_this_thread
 from greenpatch.hub.watchers import READ, WRITE, IoWatcher
 
 __all__ = [
@@ -124,25 +124,20 @@ _UNSET: Any = object()
 _TIMED_OUT_MESSAGES = ("timed out", "timed out")
 
 
-class _Wait:
-    """One greenlet's place in one or more queues; emptied once its wait is over.
-
-    A token object rather than the greenlet itself, so that a wake-up queued for
-    a wait that ended meanwhile (a timeout and a close in the same iteration)
-    finds it empty and does nothing.
-    """
-
-    __slots__ = ("greenlet",)
-
-    def __init__(self, greenlet: Any) -> None:
-        self.greenlet = greenlet
+# Wait tokens.  One greenlet's place in one or more queues is a one-item list ``[greenlet]``,
+# emptied (``[None]``) once its wait is over, so that a wake-up queued for a
+# wait that ended meanwhile (a timeout and a close in the same iteration) does
+# nothing.  A list rather than a small class: making one is a C call, where a
+# class costs a Python ``__init__`` on every socket wait.  Two tokens are
+# equal only when both are over or both hold the same greenlet, which waits
+# once at a time, so ``list.remove`` finds the right one.
 
 
-def _throw(wait: _Wait, error: TimeoutSpec) -> None:
+def _throw(wait: list[Any], error: TimeoutSpec) -> None:
     """Loop callback: end ``wait`` with ``error``, if it is still going on."""
-    glet = wait.greenlet
+    glet = wait[0]
     if glet is not None:
-        wait.greenlet = None
+        wait[0] = None
         glet.throw(SocketTimeout(error) if isinstance(error, str) else error)
 
 
@@ -154,15 +149,29 @@ class IoWaitQueue:
     queue is no longer needed); see the module docstring.
     """
 
-    __slots__ = ("_waiters", "_watcher", "closed", "events", "fd", "hub")
+    __slots__ = (
+        "_stop_if_idle_call",
+        "_stop_later",
+        "_stop_pending",
+        "_waiters",
+        "_watcher",
+        "closed",
+        "events",
+        "fd",
+        "hub",
+    )
 
     def __init__(self, fd: int, events: int, hub: Hub | None = None) -> None:
         self.hub = hub if hub is not None else get_hub()
         self.fd = fd
         self.events = events
         self.closed = False
-        self._waiters: list[_Wait] = []
+        self._waiters: list[list[Any]] = []
+        self._stop_pending = False
         self._watcher = IoWatcher(self.hub.loop, fd, events)
+        # Bound once: asked for at nearly every wake-up (see _ready).
+        self._stop_later = self.hub.loop.before_poll
+        self._stop_if_idle_call = self._stop_if_idle
         self._watcher.waiter = self  # how cancel_fd_waits finds the queue
 
     # -- waiting ---------------------------------------------------------------
@@ -176,8 +185,11 @@ class IoWaitQueue:
         """
         if self.closed:
             raise SocketClosedError()
-        wait = _Wait(getcurrent())
-        self._join(wait)
+        wait = [getcurrent()]
+        # _join, inlined: this is the path of every socket wait.
+        self._waiters.append(wait)
+        if not self._watcher._id:
+            self._watcher.start(self._ready)
         hub = self.hub
         if timeout is None:
             try:
@@ -194,12 +206,12 @@ class IoWaitQueue:
                 raise
             finally:
                 timer.cancel()
-        if wait.greenlet is not None:
+        if wait[0] is not None:
             # Resumed by someone else (a stray switch): a spurious wake-up, which
             # every caller handles by trying its call again.
             self._leave(wait)
 
-    def _join(self, wait: _Wait) -> None:
+    def _join(self, wait: list[Any]) -> None:
         self._waiters.append(wait)
         watcher = self._watcher
         if not watcher._id:
@@ -214,20 +226,29 @@ class IoWaitQueue:
         waiters = self._waiters
         while waiters:
             wait = waiters.pop(0)
-            glet = wait.greenlet
+            glet = wait[0]
             if glet is not None:  # else: a wait that ended otherwise, left behind
-                wait.greenlet = None
-                if not waiters:
-                    watcher.stop()
+                wait[0] = None
+                if not waiters and not self._stop_pending:
+                    # Not stopped now: the greenlet usually waits again before
+                    # the loop polls (read, answer, read), and the watcher can
+                    # stay as it is; see Loop.before_poll.
+                    self._stop_pending = True
+                    self._stop_later(self._stop_if_idle_call)
                 glet.switch()
                 return
         watcher.stop()
 
-    def _leave(self, wait: _Wait) -> None:
-        wait.greenlet = None
+    def _stop_if_idle(self) -> None:
+        self._stop_pending = False
+        if not self._waiters and self._watcher._id:
+            self._watcher.stop()
+
+    def _leave(self, wait: list[Any]) -> None:
+        wait[0] = None
         waiters = self._waiters
         try:
-            waiters.remove(wait)  # by identity: _Wait defines no equality
+            waiters.remove(wait)
         except ValueError:
             pass  # already taken off by a wake-up or a close
         if not waiters and self._watcher._id:
@@ -240,7 +261,7 @@ class IoWaitQueue:
         run_callback = self.hub.loop.run_callback
         count = 0
         for wait in waiters:
-            if wait.greenlet is not None:
+            if wait[0] is not None:
                 run_callback(_throw, wait, error)
                 count += 1
         return count
@@ -265,7 +286,7 @@ class IoWaitQueue:
     @property
     def waiting(self) -> int:
         """How many greenlets wait here now."""
-        return sum(1 for wait in self._waiters if wait.greenlet is not None)
+        return sum(1 for wait in self._waiters if wait[0] is not None)
 
     def __repr__(self) -> str:
         way = "read" if self.events == READ else "write"
@@ -298,11 +319,23 @@ def cancel_fd_waits(fd: int, error: BaseException | None = None) -> int:
 
 
 def waiting_fds() -> list[int]:
-    """The descriptors with active io watchers in this thread's hub, sorted (for leak checks)."""
+    """The descriptors greenlets of this thread's hub wait on, sorted (for leak checks)."""
     hub = get_hub_if_exists()
     if hub is None or hub.loop.closed:
         return []
-    return hub.loop.watched_fds()
+    loop = hub.loop
+    # A queue's watcher may stay active until the next poll after its last
+    # waiter left (Loop.before_poll): count waiters, not watchers.
+    return [
+        fd
+        for fd in loop.watched_fds()
+        if any(_has_waiters(watcher) for watcher in loop.io_watchers(fd))
+    ]
+
+
+def _has_waiters(watcher: IoWatcher) -> bool:
+    owner = watcher.waiter
+    return owner.waiting > 0 if isinstance(owner, IoWaitQueue) else True
 
 
 def _wait_once(fd: int, events: int, timeout: float | None, timeout_exc: TimeoutSpec) -> None:
@@ -341,7 +374,7 @@ def wait_any(interest: dict[int, int], timeout: float | None) -> bool:
     ``select``, ``poll`` and selectors.
     """
     hub = get_hub()
-    wait = _Wait(getcurrent())
+    wait = [getcurrent()]
     queues: list[IoWaitQueue] = []
     timer = None
     try:
@@ -355,7 +388,7 @@ def wait_any(interest: dict[int, int], timeout: float | None) -> bool:
             timer = hub.loop.call_later(timeout, _time_out_quietly, wait)
         return hub.switch() is not _TIMED_OUT
     finally:
-        wait.greenlet = None
+        wait[0] = None
         if timer is not None:
             timer.cancel()
         for queue in queues:
@@ -365,10 +398,10 @@ def wait_any(interest: dict[int, int], timeout: float | None) -> bool:
 _TIMED_OUT: Any = object()
 
 
-def _time_out_quietly(wait: _Wait) -> None:
-    glet = wait.greenlet
+def _time_out_quietly(wait: list[Any]) -> None:
+    glet = wait[0]
     if glet is not None:
-        wait.greenlet = None
+        wait[0] = None
         glet.switch(_TIMED_OUT)
 
 
@@ -379,8 +412,11 @@ class CooperativeIO:
     A subclass provides ``fileno()`` and the slots ``_io_timeout`` (the timeout
     the user set: None, 0.0 or seconds), ``_io_readers`` and ``_io_writers``
     (cached wait queues, initially None) and ``_io_short_read`` (see ``_io_recv``).
-    TLS sockets set ``_io_would_block`` to include OpenSSL's want-errors and
-    ``_io_direction`` to follow them.
+    TLS sockets add OpenSSL's want-errors to ``_io_would_block`` and name them
+    in ``_io_wants_write`` / ``_io_wants_read``: OpenSSL says which way it must
+    go (a read may need to write first, during a renegotiation, and a write to
+    read).  The hub imports no ``ssl`` (it would weigh on every import of
+    greenpatch), so the classes come from the subclasses.
     """
 
     # Empty slots at run time (a socket class has a layout of its own to mix
@@ -400,15 +436,24 @@ class CooperativeIO:
     def fileno(self) -> int:
         raise NotImplementedError
 
+    #: The would-block exceptions that mean "wait to write" / "wait to read",
+    #: whatever the call (TLS); others wait the call's own way.
+    _io_wants_write: tuple[type[BaseException], ...] = ()
+    _io_wants_read: tuple[type[BaseException], ...] = ()
+
     def _io_direction(self, exc: BaseException, events: int) -> int:
-        """Which way to wait after ``exc`` (TLS may need to write to read)."""
+        """Which way to wait after ``exc``."""
+        if isinstance(exc, self._io_wants_write):
+            return WRITE
+        if isinstance(exc, self._io_wants_read):
+            return READ
         return events
 
     def _io_wait(
         self, events: int, deadline: float | None = None, message: str = "timed out"
     ) -> None:
         """Wait for ``events`` until ``deadline`` (monotonic; None: forever)."""
-        hub = get_hub()
+        hub = hub_of_this_thread() or get_hub()
         if events == READ:
             queue = self._io_readers
             if queue is None or queue.hub is not hub:

@@ -28,9 +28,12 @@ from _thread import allocate_lock
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from greenpatch.hub._libev import ffi, lib
+
+if TYPE_CHECKING:
+    from greenpatch.hub._libev import GpLoopPtr
 from greenpatch.hub.watchers import (
     READ,
     WRITE,
@@ -50,6 +53,7 @@ __all__ = [
     "READ",
     "WRITE",
     "AsyncWatcher",
+    "CallbackQueue",
     "CheckWatcher",
     "ChildWatcher",
     "IdleWatcher",
@@ -61,6 +65,7 @@ __all__ = [
     "TimerWatcher",
     "Watcher",
     "WatcherClosedError",
+    "resume",
 ]
 
 
@@ -94,6 +99,62 @@ def _print_error(
 ) -> None:
     sys.stderr.write(f"Error in {context!r}:\n")
     traceback.print_exception(exc_type, value, tb, file=sys.stderr)
+
+
+def resume(glet: Any = None, _place: Any = None) -> None:
+    """The callback of a resume entry ``(resume, token)`` in a ``CallbackQueue``.
+
+    A token is a list ``[greenlet]``; the queue calls ``resume(*token)``, so
+    clearing the token turns the queued entry into a no-op.  A second item, if
+    any, is the waiter's own bookkeeping (the queues keep its place in line).
+    Waiters that must be able to cancel a wake-up make the token themselves and
+    wakers append ``(resume, token)`` (see ``Hub.schedule_resume``).
+    """
+    if glet is not None:
+        glet.switch()
+
+
+class CallbackQueue(deque):  # type: ignore[type-arg]  # entries: (callback, args)
+    """The loop's FIFO of calls to make soon, in the loop's thread.
+
+    An entry is a pair ``(callback, args)``, and the loop calls
+    ``callback(*args)``.  ``args`` is a tuple, or the one-item list token of a
+    resume entry ``(resume, token)``.  Anyone may ``append`` an entry (a C call:
+    this is the hottest path of the scheduler, hence a ``deque`` and not a
+    method that builds the tuple); only the methods below look *into* entries,
+    so that the layout is known here alone.
+
+    Rejected: a queue of small objects with a ``run()`` method; each queued
+    call would cost an allocation and an attribute lookup more, and
+    ``sleep(0)`` is one queued call.
+    """
+
+    __slots__ = ()
+
+    def head_resume(self) -> list[Any] | None:
+        """The token of the head entry if it resumes a greenlet (not removed); else None.
+
+        ``Hub.switch`` hands off to that greenlet directly instead of going
+        through the hub.  An empty token (a cancelled resume) is returned as is.
+        """
+        if self:
+            head = self[0]
+            if head[0] is resume:
+                return head[1]  # type: ignore[no-any-return]
+        return None
+
+    def pop_head_args_if(self, callback: Callable[..., Any]) -> Sequence[Any] | None:
+        """Remove the head entry if it calls ``callback`` and return its args; else None.
+
+        A worker greenlet that finished a task takes the next one in place this
+        way when the next entry would only start a task anyway.
+        """
+        if self:
+            head = self[0]
+            if head[0] is callback:
+                self.popleft()
+                return head[1]  # type: ignore[no-any-return]
+        return None
 
 
 class TimerHandle:
@@ -162,7 +223,7 @@ class Loop:
                     f"libev's default loop is already wrapped by {owner!r}; use that Loop "
                     "(in the main thread: greenpatch.get_hub().loop)"
                 )
-        self._ptr: Any = lib.gp_loop_new(1 if default else 0, flags)
+        self._ptr: GpLoopPtr | None = lib.gp_loop_new(1 if default else 0, flags)
         if self._ptr == ffi.NULL:
             raise OSError(f"libev could not create an event loop (flags={flags:#x})")
         if default:
@@ -173,10 +234,19 @@ class Loop:
         # here is what keeps an active watcher (and its C struct) alive.
         self._active: dict[int, Watcher] = {}
         self._ids = itertools.count(1)
-        # args is a tuple, or the one-item list token of Hub.resume_soon.
-        self._callbacks: deque[tuple[Callable[..., Any], Sequence[Any]]] = deque()
+        self._callbacks = CallbackQueue()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
+        self._before_poll: list[Callable[[], None]] = []
+        #: ``before_poll(call)``: call ``call()`` once, right before the loop next
+        #: asks the kernel what is ready.  For work only worth doing if nothing
+        #: undid the need for it meanwhile: a wait queue whose last waiter was
+        #: woken stops its watcher there unless a new waiter came (the usual
+        #: case: the woken greenlet reads, answers and waits again before the
+        #: loop polls), which saves a stop and a start of the watcher per wait.
+        #: ``call`` must not block, raise, or ask for another call.  (The list's
+        #: own ``append``, bound once: it is called at nearly every wake-up.)
+        self.before_poll: Callable[[Callable[[], None]], None] = self._before_poll.append
         self._cancelled_timers = 0
         self._unref_timers = 0
         self._stop_requested = False
@@ -201,9 +271,11 @@ class Loop:
     def closed(self) -> bool:
         return self._ptr is None
 
-    def _check_open(self) -> None:
-        if self._ptr is None:
+    def _check_open(self) -> GpLoopPtr:
+        ptr = self._ptr
+        if ptr is None:
             raise WatcherClosedError("the loop was destroyed")
+        return ptr
 
     def now(self) -> float:
         """libev's cached time of the current iteration (seconds since the epoch)."""
@@ -255,11 +327,11 @@ class Loop:
 
     def io_watchers(self, fd: int) -> list[IoWatcher]:
         """The active io watchers started through this loop on ``fd``."""
-        self._check_open()
+        ptr = self._check_open()
         capacity = 8
         while True:
             ids = ffi.new("long[]", capacity)
-            count = lib.gp_fd_watchers(self._ptr, fd, ids, capacity)
+            count = lib.gp_fd_watchers(ptr, fd, ids, capacity)
             if count <= capacity:
                 break
             capacity = count
@@ -373,6 +445,13 @@ class Loop:
             timeout = 0.0
         else:
             timeout = self._next_timeout()
+        calls = self._before_poll
+        if calls:
+            # In place (users may hold the list's append): the calls must not
+            # ask for more calls.
+            for call in calls:
+                call()
+            calls.clear()
         live_timers = len(self._timers) - self._cancelled_timers
         wake_ref = 1 if live_timers > self._unref_timers else 0
         self.polling = True
@@ -475,9 +554,9 @@ class Loop:
 
     def reinit(self) -> None:
         """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""
-        self._check_open()
+        ptr = self._check_open()
         lib.ev_loop_fork(self._ev)
-        lib.gp_loop_forked(self._ptr)
+        lib.gp_loop_forked(ptr)
 
     def destroy(self) -> None:
         """Stop every watcher and free the ``ev_loop`` (the default one is kept)."""

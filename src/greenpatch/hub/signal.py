@@ -111,13 +111,15 @@ class _SignalDispatcher:
 
 
 def _dispatchers(hub: Hub) -> dict[int, _SignalDispatcher]:
-    # Kept on the hub (not in a module global) so a destroyed hub's watchers go
-    # with it.  Hub declares no such attribute, hence getattr/setattr.
-    table: dict[int, _SignalDispatcher] | None = getattr(hub, "_signal_dispatchers", None)
+    # In the hub's module_state (not a module global), so that a destroyed
+    # hub's table goes with it.
+    table: dict[int, _SignalDispatcher] | None = hub.module_state.get(_STATE_KEY)
     if table is None:
-        table = {}
-        setattr(hub, "_signal_dispatchers", table)  # noqa: B010
+        table = hub.module_state[_STATE_KEY] = {}
     return table
+
+
+_STATE_KEY = "greenpatch.hub.signal"
 
 
 class SignalHandler:

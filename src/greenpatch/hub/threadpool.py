@@ -478,9 +478,20 @@ class ThreadPool(_WorkerThreads):
 def get_threadpool() -> ThreadPool:
     """The default ``ThreadPool`` of the calling thread's hub (made on first use)."""
     hub = get_hub()
-    pool: ThreadPool | None = getattr(hub, "_threadpool", None)
+    state = hub.module_state
+    pool: ThreadPool | None = state.get(_STATE_KEY)
     if pool is None or pool.closed:
-        pool = ThreadPool(DEFAULT_MAXSIZE, DEFAULT_IDLE_TIMEOUT, hub)
-        # Kept on the hub so that the pool lives and dies with it.
-        setattr(hub, "_threadpool", pool)  # noqa: B010  # Hub declares no such attribute
+        pool = state[_STATE_KEY] = ThreadPool(DEFAULT_MAXSIZE, DEFAULT_IDLE_TIMEOUT, hub)
+        # The pool lives and dies with its hub.
+        hub.destroy_hooks.append(_kill_default_pool)
     return pool
+
+
+#: Where the default pool of a hub is kept (``Hub.module_state``).
+_STATE_KEY = "greenpatch.hub.threadpool"
+
+
+def _kill_default_pool(hub: Hub) -> None:
+    pool: ThreadPool | None = hub.module_state.pop(_STATE_KEY, None)
+    if pool is not None and not pool.closed:
+        pool.kill()

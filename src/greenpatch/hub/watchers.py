@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING, Any
 from greenpatch.hub._libev import ffi, lib
 
 if TYPE_CHECKING:
+    from greenpatch.hub._libev import (
+        EvAsyncPtr,
+        EvCheckPtr,
+        EvChildPtr,
+        EvIdlePtr,
+        EvPreparePtr,
+        EvSignalPtr,
+        EvTimerPtr,
+        GpIoPtr,
+    )
     from greenpatch.hub.loop import Loop
 
 __all__ = [
@@ -204,6 +214,7 @@ class IoWatcher(Watcher):
 
     __slots__ = ("error",)
     _ctype = "gp_io *"
+    _c: GpIoPtr  # None once closed (see Watcher.close)
     _stop_fn = lib.gp_io_stop
 
     def __init__(self, loop: Loop, fd: int, events: int) -> None:
@@ -264,6 +275,7 @@ class IoWatcher(Watcher):
 class TimerWatcher(Watcher):
     __slots__ = ()
     _ctype = "ev_timer *"
+    _c: EvTimerPtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_timer_start
     _stop_fn = lib.ev_timer_stop
 
@@ -312,6 +324,7 @@ class SignalWatcher(Watcher):
 
     __slots__ = ("keep_disposition",)
     _ctype = "ev_signal *"
+    _c: EvSignalPtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_signal_start
 
     def __init__(self, loop: Loop, signum: int) -> None:
@@ -329,8 +342,8 @@ class SignalWatcher(Watcher):
     @property
     def _stop_fn(self) -> Callable[[Any, Any], None]:  # type: ignore[override]
         if self.keep_disposition:
-            return lib.gp_signal_stop_keeping_disposition  # type: ignore[no-any-return]
-        return lib.ev_signal_stop  # type: ignore[no-any-return]
+            return lib.gp_signal_stop_keeping_disposition
+        return lib.ev_signal_stop
 
     @property
     def signum(self) -> int:
@@ -350,6 +363,7 @@ class ChildWatcher(Watcher):
 
     __slots__ = ("_sigchld",)
     _ctype = "ev_child *"
+    _c: EvChildPtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_child_start
     _stop_fn = lib.ev_child_stop
 
@@ -395,6 +409,7 @@ class AsyncWatcher(Watcher):
 
     __slots__ = ()
     _ctype = "ev_async *"
+    _c: EvAsyncPtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_async_start
     _stop_fn = lib.ev_async_stop
 
@@ -421,6 +436,7 @@ class PrepareWatcher(Watcher):
 
     __slots__ = ()
     _ctype = "ev_prepare *"
+    _c: EvPreparePtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_prepare_start
     _stop_fn = lib.ev_prepare_stop
 
@@ -434,6 +450,7 @@ class CheckWatcher(Watcher):
 
     __slots__ = ()
     _ctype = "ev_check *"
+    _c: EvCheckPtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_check_start
     _stop_fn = lib.ev_check_stop
 
@@ -447,6 +464,7 @@ class IdleWatcher(Watcher):
 
     __slots__ = ()
     _ctype = "ev_idle *"
+    _c: EvIdlePtr  # None once closed (see Watcher.close)
     _start_fn = lib.ev_idle_start
     _stop_fn = lib.ev_idle_stop
 

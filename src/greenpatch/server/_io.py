@@ -68,6 +68,8 @@ class CooperativeSocket(CooperativeIO):
         ssl.SSLWantWriteError,
         InterruptedError,
     )
+    _io_wants_write = (ssl.SSLWantWriteError,)
+    _io_wants_read = (ssl.SSLWantReadError,)
 
     def __init__(self, sock: Any, timeout: float | None = None) -> None:
         RawSocket.setblocking(sock, False)
@@ -91,14 +93,6 @@ class CooperativeSocket(CooperativeIO):
         self._io_timeout = timeout
         self._io_readers: IoWaitQueue | None = None
         self._io_writers: IoWaitQueue | None = None
-
-    def _io_direction(self, exc: BaseException, events: int) -> int:
-        # SSL says which way it needs to go; plain sockets wait the call's own way.
-        if isinstance(exc, ssl.SSLWantWriteError):
-            return WRITE
-        if isinstance(exc, ssl.SSLWantReadError):
-            return READ
-        return events
 
     def fileno(self) -> int:
         return self.fd

@@ -125,14 +125,8 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
         BlockingIOError,
     )
 
-    def _io_direction(self, exc: BaseException, events: int) -> int:
-        # OpenSSL says which way it must go: a read may need to write first
-        # (a renegotiation), a write to read.
-        if isinstance(exc, _stdlib.SSLWantWriteError):
-            return WRITE
-        if isinstance(exc, _stdlib.SSLWantReadError):
-            return READ
-        return events
+    _io_wants_write = (_stdlib.SSLWantWriteError,)
+    _io_wants_read = (_stdlib.SSLWantReadError,)
 
     # -- the calls that may want I/O -----------------------------------------------
     def do_handshake(self, block: bool = False) -> None:
