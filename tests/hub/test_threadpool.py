@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
 import os
 import subprocess
@@ -431,3 +432,45 @@ def test_executor_as_context_manager_waits_for_its_work():
         futures = [executor.submit(time.sleep, 0.02) for _ in range(4)]
     assert all(future.done() for future in futures)
     assert executor.max_workers == 2
+
+
+def test_a_real_thread_gets_the_gil_while_greenlets_switch_without_pause():
+    # Greenlets that never stop switching keep the loop polling without
+    # blocking; each poll released the GIL for a microsecond, which never let a
+    # waiting OS thread's 5 ms switch interval run out: 200 round trips with a
+    # real thread took minutes.  The loop's GIL hand-off makes them prompt; the
+    # bound here is only a hang guard, 100 times what they take.
+    start_thread = _thread.start_new_thread
+    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
+    ping.acquire()
+    pong.acquire()
+    done = []
+
+    def thread_side():
+        for _ in range(200):
+            if not ping.acquire(True, 30):
+                done.append("stalled")
+                return
+            pong.release()
+        done.append("ok")
+
+    stop = []
+
+    def spinner():
+        while not stop:
+            greenpatch.sleep(0)
+
+    spinners = [greenpatch.spawn(spinner) for _ in range(2)]
+    start_thread(thread_side, ())
+    try:
+        with greenpatch.Timeout(60, AssertionError("the thread starved")):
+            for _ in range(200):
+                ping.release()
+                while not pong.acquire(False):
+                    greenpatch.sleep(0)
+            while not done:
+                greenpatch.sleep(0)
+    finally:
+        stop.append(True)
+        greenpatch.joinall(spinners, timeout=10)
+    assert done == ["ok"]

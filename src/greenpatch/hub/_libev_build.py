@@ -131,7 +131,7 @@ typedef struct gp_loop {
 
 gp_loop *gp_loop_new(int use_default, unsigned int flags);
 void gp_loop_free(gp_loop *g);
-int gp_run_once(gp_loop *g, double timeout, int wake_ref);
+int gp_run_once(gp_loop *g, double timeout, int wake_ref, int pause_us);
 void gp_wake(gp_loop *g);
 
 int gp_io_start(struct ev_loop *loop, gp_io *w);
@@ -166,6 +166,7 @@ C_SOURCE = r"""
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#include <time.h>
 #ifdef __linux__
 #include <sys/epoll.h>
 #endif
@@ -502,16 +503,27 @@ void gp_loop_forked(gp_loop *g)
    wake_ref: whether that deadline is itself a reason to stay alive; when it is
    not (only unreferenced Python timers are pending), the wake timer is armed
    unreferenced, so with nothing else active ev_run returns at once, not alive.
+   pause_us: after a poll that did not block, stay out of Python (the GIL is
+   released around this call) that many microseconds: see "GIL hand-off" in
+   loop.py.
    Returns ev_run's active count, never counting the wake timer. */
-int gp_run_once(gp_loop *g, double timeout, int wake_ref)
+int gp_run_once(gp_loop *g, double timeout, int wake_ref, int pause_us)
 {
     int alive;
     if (g->ntouched)
         gp_check_fds(g);
     /* Watchers failed by the check are already recorded: they must be
        dispatched now, not after a wait for something else. */
-    if (timeout == 0.0 || g->npending)
-        return ev_run(g->loop, EVRUN_NOWAIT);
+    if (timeout == 0.0 || g->npending) {
+        alive = ev_run(g->loop, EVRUN_NOWAIT);
+        if (pause_us > 0) {
+            struct timespec pause;
+            pause.tv_sec = 0;
+            pause.tv_nsec = (long)pause_us * 1000L;
+            nanosleep(&pause, NULL);
+        }
+        return alive;
+    }
     if (timeout > 0.0) {
         ev_timer_set(&g->wake, timeout, 0.0);
         ev_timer_start(g->loop, &g->wake);

@@ -24,6 +24,7 @@ import itertools
 import sys
 import traceback
 import weakref
+from _thread import _count as _other_os_threads
 from _thread import allocate_lock
 from collections import deque
 from collections.abc import Sequence
@@ -90,6 +91,22 @@ def renew_wake_locks_after_fork() -> None:
 
 #: How many queued callbacks one iteration runs before it polls I/O again.
 CALLBACK_BUDGET = 1000
+
+# GIL hand-off.  A loop with work queued polls without blocking, and the cffi
+# call releases the GIL for the microsecond of that poll, hundreds of times a
+# second.  CPython hands the GIL to a waiting OS thread only when that thread
+# waited a whole switch interval (5 ms) without the GIL changing hands; each
+# of those short releases wakes the waiter, which finds the GIL taken again and
+# starts its 5 ms over: a real thread (a thread-pool worker with a result, a
+# user's thread) could wait seconds behind greenlets that never stop switching
+# (measured: 2 s per round trip between a thread and a busy hub).  So, at most
+# once per interval and only while other OS threads exist, a non-blocking poll
+# stays out of Python a little longer, long enough for a woken waiter to take
+# the GIL.  Cost: 0.1 ms per 5 ms of a busy loop, only when threads exist.
+# (Rejected: sys.setswitchinterval, which does not help a waiter that is never
+# allowed to time out; and a pause on every poll, which would cost everyone.)
+_GIL_HANDOFF_INTERVAL = 0.005
+_GIL_HANDOFF_PAUSE_US = 100
 
 ErrorHandler = Callable[[Any, type[BaseException], BaseException, Any], None]
 
@@ -238,6 +255,7 @@ class Loop:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
         self._before_poll: list[Callable[[], None]] = []
+        self._next_handoff = 0.0  # see "GIL hand-off"
         #: ``before_poll(call)``: call ``call()`` once, right before the loop next
         #: asks the kernel what is ready.  For work only worth doing if nothing
         #: undid the need for it meanwhile: a wait queue whose last waiter was
@@ -441,8 +459,14 @@ class Loop:
         ptr = self._ptr
         if ptr is None:
             raise WatcherClosedError("the loop was destroyed")
+        pause_us = 0
         if self._callbacks or not block:
             timeout = 0.0
+            now = monotonic()
+            if now >= self._next_handoff:
+                self._next_handoff = now + _GIL_HANDOFF_INTERVAL
+                if _other_os_threads():
+                    pause_us = _GIL_HANDOFF_PAUSE_US
         else:
             timeout = self._next_timeout()
         calls = self._before_poll
@@ -455,7 +479,7 @@ class Loop:
         live_timers = len(self._timers) - self._cancelled_timers
         wake_ref = 1 if live_timers > self._unref_timers else 0
         self.polling = True
-        alive = lib.gp_run_once(ptr, timeout, wake_ref)
+        alive = lib.gp_run_once(ptr, timeout, wake_ref, pause_us)
         self.polling = False
         self.iterations += 1
         self.budget = CALLBACK_BUDGET
