@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import select as stdlib_select
 import selectors as stdlib_selectors
 import socket
+import textwrap
 
 import pytest
 
@@ -12,6 +14,7 @@ import greenpatch
 from greenpatch.hub.io import waiting_fds
 from greenpatch.patcher.green import select as gselect
 from greenpatch.patcher.green import selectors as gselectors
+from tests.patcher._interpreter import run_script
 
 
 @pytest.fixture
@@ -191,3 +194,54 @@ def test_poll_reports_pollpri_for_urgent_data():
     finally:
         server.close()
         client.close()
+
+
+@pytest.mark.skipif(not hasattr(stdlib_select, "epoll"), reason="epoll is Linux's")
+def test_epoll_poll_waits_cooperatively_until_an_event_is_pending(pair):
+    a, b = pair
+    with gselect.epoll() as ep:
+        ep.register(a.fileno(), stdlib_select.EPOLLIN)
+        assert ep.poll(0) == []
+        glet = greenpatch.spawn(ep.poll, 10)
+        greenpatch.sleep(0.01)
+        assert not glet.ready()  # waiting on the hub, not blocking it
+        b.send(b"x")
+        assert glet.get(timeout=10) == [(a.fileno(), stdlib_select.EPOLLIN)]
+    assert waiting_fds() == []
+
+
+@pytest.mark.skipif(not hasattr(stdlib_select, "epoll"), reason="epoll is Linux's")
+def test_epoll_poll_times_out_and_keeps_the_stdlib_errors(pair):
+    a, _ = pair
+    ep = gselect.epoll()
+    ep.register(a.fileno(), stdlib_select.EPOLLIN)
+    assert ep.poll(0.02) == []
+    with gselect.epoll.fromfd(os.dup(ep.fileno())) as copy:
+        assert isinstance(copy, gselect.epoll)
+    with pytest.raises(TypeError):
+        ep.poll("soon")
+    ep.close()
+    with pytest.raises(ValueError, match="closed epoll"):
+        ep.poll(1)
+
+
+@pytest.mark.skipif(not hasattr(stdlib_select, "epoll"), reason="epoll is Linux's")
+def test_a_patched_epoll_lets_a_thread_run_while_it_waits():
+    out = run_script(
+        textwrap.dedent(
+            """
+            import greenpatch
+            greenpatch.patch_all()
+            import select, selectors, socket, threading
+            a, b = socket.socketpair()
+            ep = select.epoll()
+            ep.register(a.fileno(), select.EPOLLIN)
+            threading.Timer(0.1, lambda: b.send(b"x")).start()
+            print(bool(ep.poll(10)))
+            with selectors.EpollSelector() as selector:
+                selector.register(a, selectors.EVENT_READ)
+                print(len(selector.select(10)))
+            """
+        )
+    )
+    assert out.split() == ["True", "1"]

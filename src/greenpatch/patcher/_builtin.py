@@ -15,10 +15,13 @@ def _green_poll_selector(selectors: ModuleType, registry: Registry) -> None:
     """``PollSelector`` bound ``select.poll`` when its class was made; point it at the
     green one.  The class object itself is kept, so modules that chose it at import
     (``socketserver``'s ``_ServerSelector``) get the fix too."""
-    from greenpatch.patcher.green.select import poll
+    from greenpatch.patcher.green import select as green_select
 
     if hasattr(selectors, "PollSelector"):
-        selectors.PollSelector._selector_cls = poll
+        selectors.PollSelector._selector_cls = green_select.poll
+    # Likewise EpollSelector and select.epoll (on systems that have it).
+    if hasattr(selectors, "EpollSelector") and hasattr(green_select, "epoll"):
+        selectors.EpollSelector._selector_cls = green_select.epoll
 
 
 #: The order in which patch_all() applies flags: the lowest layers first, so that
@@ -65,7 +68,7 @@ _CORE_SPECS: tuple[PatchSpec, ...] = (
         target="select",
         green=_GREEN + "select",
         flag="select",
-        description="select.select and select.poll on the hub",
+        description="select.select, select.poll and select.epoll on the hub",
     ),
     PatchSpec(
         name="select_aggressive",

@@ -12,6 +12,16 @@ ready does the greenlet wait, in the hub's wait queues of the descriptors
 the kernel is asked once more for the exact answer; nothing there (another
 greenlet took it) means waiting again for what is left of the timeout.
 
+``epoll``
+---------
+An epoll object's own descriptor is readable while events are pending in it,
+so the green ``epoll`` (a thin wrapper of the real one: registrations,
+``fromfd``, ``close`` and the context manager are the kernel's) makes only
+``poll()`` cooperative: ask without waiting, else wait on the hub for that one descriptor,
+then ask again.  Libraries that pick epoll (``selectors.EpollSelector``, event
+loops run in a thread) then let the other greenlets run instead of blocking the
+hub.  (gevent removes ``epoll`` instead; ``aggressive=True`` still does.)
+
 Exceptional conditions
 ----------------------
 libev watches reading and writing only.  Out-of-band data (``select``'s third
@@ -38,10 +48,12 @@ from greenpatch.hub.io import READ, WRITE, wait_any
 
 __target__ = "select"
 __implements__ = ["select", "poll"]
+if hasattr(_stdlib, "epoll"):
+    __implements__.append("epoll")
 
 _original_select = _stdlib.select
 _original_poll = getattr(_stdlib, "poll", None)
-_original_epoll = getattr(_stdlib, "epoll", None)
+_original_epoll: Any = getattr(_stdlib, "epoll", None)
 error = _stdlib.error
 
 POLLIN = getattr(_stdlib, "POLLIN", 1)
@@ -53,6 +65,11 @@ POLLNVAL = getattr(_stdlib, "POLLNVAL", 32)
 _READ_MASK = POLLIN
 _WRITE_MASK = POLLOUT
 _FOREVER = 365 * 24 * 3600.0
+_EPOLL_DEFAULT_MASK = (
+    getattr(_stdlib, "EPOLLIN", 1)
+    | getattr(_stdlib, "EPOLLPRI", 2)
+    | getattr(_stdlib, "EPOLLOUT", 4)
+)
 
 
 def _fileno(obj: Any) -> int:
@@ -270,3 +287,73 @@ class poll:
             # A closed descriptor: poll() reports it (POLLNVAL) rather than failing.
             return self._kernel.poll(0)  # type: ignore[no-any-return]
         return answer
+
+
+if _original_epoll is not None:
+
+    class epoll:
+        """``select.epoll`` whose ``poll()`` waits on the hub (see the module docstring).
+
+        A wrapper, not a subclass (the C type refuses subclasses): every other
+        method is the real object's.
+        """
+
+        __slots__ = ("_epoll",)
+
+        def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
+            self._epoll = _original_epoll(sizehint, flags)
+
+        @classmethod
+        def fromfd(cls, fd: int) -> epoll:
+            """An epoll object for an existing epoll descriptor (which it then owns)."""
+            self = cls.__new__(cls)
+            self._epoll = _original_epoll.fromfd(fd)
+            return self
+
+        @property
+        def closed(self) -> bool:
+            return bool(self._epoll.closed)
+
+        def close(self) -> None:
+            self._epoll.close()
+
+        def fileno(self) -> int:
+            return int(self._epoll.fileno())
+
+        def register(self, fd: Any, eventmask: int = _EPOLL_DEFAULT_MASK) -> None:
+            self._epoll.register(fd, eventmask)
+
+        def modify(self, fd: Any, eventmask: int) -> None:
+            self._epoll.modify(fd, eventmask)
+
+        def unregister(self, fd: Any) -> None:
+            self._epoll.unregister(fd)
+
+        def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
+            """Ready ``(fd, events)`` pairs; ``timeout`` in seconds (None or < 0: forever)."""
+            real = self._epoll
+            # Asked first: the kernel's own checks (closed object, bad maxevents).
+            events: list[tuple[int, int]] = real.poll(0, maxevents)
+            if timeout is not None and not isinstance(timeout, (int, float)):
+                raise TypeError("timeout must be an integer or None")
+            if events or timeout == 0:
+                return events
+            deadline = None if timeout is None or timeout < 0 else monotonic() + timeout
+            fd = real.fileno()
+            while True:
+                remaining = None if deadline is None else max(deadline - monotonic(), 0.0)
+                woken = wait_any({fd: READ}, remaining)
+                events = real.poll(0, maxevents)
+                if events or not woken:
+                    return events
+
+        def __enter__(self) -> epoll:
+            self._epoll.__enter__()
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            self._epoll.__exit__(*exc_info)
+
+        def __repr__(self) -> str:
+            state = "closed" if self.closed else f"fd={self.fileno()}"
+            return f"<select.epoll {state}>"
