@@ -286,10 +286,12 @@ def test_get_threadpool_is_one_per_hub_and_replaced_after_shutdown():
     pool = get_threadpool()
     assert get_threadpool() is pool
     assert pool.hub is get_hub()
+    hooks = len(get_hub().destroy_hooks)
     pool.shutdown()
     fresh = get_threadpool()
     assert fresh is not pool
     assert fresh.apply(int, ("1",)) == 1
+    assert len(get_hub().destroy_hooks) == hooks  # one hook for every default pool
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads, 3.12+

@@ -66,9 +66,6 @@ class ConcurrentObjectUseError(RuntimeError):
 _UNSET: Any = object()
 
 
-_resume = resume  # the name used on the hot paths below (defined with the queue)
-
-
 class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for subclassing
     """The greenlet that runs the loop of one OS thread.  Get it with ``get_hub()``."""
 
@@ -138,7 +135,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
 
     def schedule_resume(self, token: list[Any]) -> None:
         """Queue the resume of the greenlet in ``token`` (a one-item list it owns)."""
-        self._callbacks.append((_resume, token))
+        self._callbacks.append((resume, token))
 
     def resume_soon(self, glet: Any) -> list[Any]:
         """Queue a plain resume of ``glet``; returns a token whose ``clear()`` cancels it.
@@ -149,7 +146,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         bound method on the hottest path; ``sleep(0)`` is built on this.)
         """
         token = [glet]
-        self._callbacks.append((_resume, token))
+        self._callbacks.append((resume, token))
         return token
 
     # -- the loop -------------------------------------------------------------
@@ -247,7 +244,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first."""
         if seconds <= 0:
             token = [getcurrent()]
-            self._callbacks.append((_resume, token))
+            self._callbacks.append((resume, token))
             try:
                 self.switch()
             except BaseException:

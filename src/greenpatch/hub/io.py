@@ -150,7 +150,6 @@ class IoWaitQueue:
     """
 
     __slots__ = (
-        "_stop_if_idle_call",
         "_stop_later",
         "_stop_pending",
         "_waiters",
@@ -171,7 +170,6 @@ class IoWaitQueue:
         self._watcher = IoWatcher(self.hub.loop, fd, events)
         # Bound once: asked for at nearly every wake-up (see _ready).
         self._stop_later = self.hub.loop.before_poll
-        self._stop_if_idle_call = self._stop_if_idle
         self._watcher.waiter = self  # how cancel_fd_waits finds the queue
 
     # -- waiting ---------------------------------------------------------------
@@ -186,25 +184,16 @@ class IoWaitQueue:
         if self.closed:
             raise SocketClosedError()
         wait = [getcurrent()]
-        # _join, inlined: this is the path of every socket wait.
-        self._waiters.append(wait)
-        if not self._watcher._id:
-            self._watcher.start(self._ready)
+        self._join(wait)
         hub = self.hub
-        if timeout is None:
-            try:
-                hub.switch()
-            except BaseException:
-                self._leave(wait)
-                raise
-        else:
-            timer = hub.loop.call_later(timeout, _throw, wait, timeout_exc)
-            try:
-                hub.switch()
-            except BaseException:
-                self._leave(wait)
-                raise
-            finally:
+        timer = None if timeout is None else hub.loop.call_later(timeout, _throw, wait, timeout_exc)
+        try:
+            hub.switch()
+        except BaseException:
+            self._leave(wait)
+            raise
+        finally:
+            if timer is not None:
                 timer.cancel()
         if wait[0] is not None:
             # Resumed by someone else (a stray switch): a spurious wake-up, which
@@ -234,7 +223,7 @@ class IoWaitQueue:
                     # the loop polls (read, answer, read), and the watcher can
                     # stay as it is; see Loop.before_poll.
                     self._stop_pending = True
-                    self._stop_later(self._stop_if_idle_call)
+                    self._stop_later(self._stop_if_idle)
                 glet.switch()
                 return
         watcher.stop()

@@ -482,8 +482,9 @@ def get_threadpool() -> ThreadPool:
     pool: ThreadPool | None = state.get(_STATE_KEY)
     if pool is None or pool.closed:
         pool = state[_STATE_KEY] = ThreadPool(DEFAULT_MAXSIZE, DEFAULT_IDLE_TIMEOUT, hub)
-        # The pool lives and dies with its hub.
-        hub.destroy_hooks.append(_kill_default_pool)
+        # The pool lives and dies with its hub (one hook, whatever the pools).
+        if _kill_default_pool not in hub.destroy_hooks:
+            hub.destroy_hooks.append(_kill_default_pool)
     return pool
 
 

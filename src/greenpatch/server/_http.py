@@ -296,10 +296,12 @@ def parse_head(head: bytes, limits: Limits) -> Request:
     lengths: list[bytes] = []
     codings: list[bytes] = []
     connection = b""
+    # Only a head longer than the per-line limit can hold a line over it: the
+    # usual small head pays nothing per line.
     max_header_line = limits.max_header_line
+    if len(head) > max_header_line and any(len(line) > max_header_line for line in lines[1:]):
+        raise HTTPError(431, "Request Header Fields Too Large", "a header line is too long")
     for line in lines[1:]:
-        if len(line) > max_header_line:
-            raise HTTPError(431, "Request Header Fields Too Large", "a header line is too long")
         name, colon, value = line.partition(b":")
         if not colon:
             raise bad_request("header line without a colon")
