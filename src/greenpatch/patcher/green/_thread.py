@@ -28,7 +28,7 @@ import _thread as _stdlib
 import sys
 import types
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from greenlet import GreenletExit
 from greenlet import getcurrent as _raw_getcurrent
@@ -39,6 +39,8 @@ from greenpatch.hub import Lock as _HubLock
 from greenpatch.hub import RLock as _HubRLock
 
 __target__ = "_thread"
+
+_C = TypeVar("_C")
 
 #: 3.13 replaced the sentinel lock with thread handles.
 _HAS_HANDLES = hasattr(_stdlib, "start_joinable_thread")
@@ -97,16 +99,55 @@ def _call_when_finished(owner: Any, callback: Callable[[], None]) -> Any:
     return weakref.ref(owner, lambda _ref: callback())
 
 
+# -- passing for the stdlib's types --------------------------------------------
+# Code looks at the class of what ``threading`` gave it: trio asserts that its
+# ``threading.RLock()`` is ``_thread``'s (the signal-safe C RLock, not
+# ``threading._PyRLock``), reprs and error messages print ``_thread.lock``, and
+# pickling must fail as for the C types, never pickle a hub lock's innards (the
+# greenlets parked on it).  So our types carry the C types' module and names.
+# They stay distinct classes from the originals: ``type()`` identity holds with
+# what ``_thread``/``threading`` export after patching (``type(threading.Lock())
+# is _thread.LockType``), not with a type captured before patching, which no
+# renaming could give.  Rejected: subclassing the C types (``LockType`` cannot be
+# subclassed) or a ``__class__`` property returning them (``type()`` would still
+# tell, and ``isinstance`` checks against the green class would break).
+
+#: Our classes that stand for a C type of ``_thread``: their "tp_name" carries the module.
+_STDLIB_NAMED: set[type] = set()
+
+
+def _stdlib_named(name: str) -> Callable[[type[_C]], type[_C]]:
+    """Give the decorated class the module and name of ``_thread.<name>``."""
+
+    def rename(cls: type[_C]) -> type[_C]:
+        cls.__module__ = __target__
+        cls.__name__ = cls.__qualname__ = name
+        _STDLIB_NAMED.add(cls)
+        return cls
+
+    return rename
+
+
+def _cannot_pickle(self: object, protocol: Any = None) -> Any:
+    """``__reduce_ex__`` of a type that cannot be pickled or copied, in CPython's words."""
+    cls = type(self)
+    # A C type's name includes its module; a Python subclass's (of _local) does not.
+    name = f"{cls.__module__}.{cls.__name__}" if cls in _STDLIB_NAMED else cls.__name__
+    raise TypeError(f"cannot pickle {name!r} object")
+
+
 # -- locks ---------------------------------------------------------------------
 def _check_timeout(timeout: float | None) -> None:  # the hub lock checks the rest
     if timeout is not None and timeout != -1 and timeout > TIMEOUT_MAX:
         raise OverflowError("timeout value is too large")
 
 
+@_stdlib_named("lock")
 class LockType(_HubLock):
     """``_thread.lock``: a hub ``Lock`` with the stdlib's checks, aliases and repr."""
 
     __slots__ = ()
+    __reduce_ex__ = _cannot_pickle
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raise TypeError("type '_thread.lock' is not an acceptable base type")
@@ -145,10 +186,12 @@ def _finalizing() -> bool:
     return True
 
 
+@_stdlib_named("RLock")
 class RLock(_HubRLock):
     """``_thread.RLock``: a re-entrant hub lock owned by the running task."""
 
     __slots__ = ()
+    __reduce_ex__ = _cannot_pickle
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()  # the C class ignores arguments (3.13's threading warns about them)
@@ -267,10 +310,12 @@ _non_daemon_handles: set[_ThreadHandle] = set()
 _live_handles: weakref.WeakSet[_ThreadHandle] = weakref.WeakSet()
 
 
+@_stdlib_named("_ThreadHandle")
 class _ThreadHandle:
     """Green ``_thread._ThreadHandle``: ``join``, ``is_done``, ``_set_done``, ``ident``."""
 
     __slots__ = ("__weakref__", "_done", "_finalizer", "_ident", "_owner")
+    __reduce_ex__ = _cannot_pickle
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Like the C class, accept and ignore any arguments.
@@ -401,6 +446,7 @@ class _LocalImpl:
         return data
 
 
+@_stdlib_named("_local")
 class _local:
     """``threading.local`` with one dict per task (not per worker greenlet).
 
@@ -412,6 +458,7 @@ class _local:
     """
 
     __slots__ = ("__weakref__", "_greenpatch_local_impl")
+    __reduce_ex__ = _cannot_pickle
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _local:
         if (args or kwargs) and cls.__init__ is object.__init__:
