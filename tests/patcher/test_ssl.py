@@ -427,3 +427,71 @@ def test_requests_over_https_cooperates_under_greenpatch_run(tls_dir, tmp_path):
         argv=[sys.executable, "-W", "ignore", "-m", "greenpatch", "run", str(script)],
     )
     assert out == "ok"
+
+
+SHUTDOWN_WHILE_BLOCKED = """
+import threading
+from greenpatch.hub.io import waiting_fds
+
+def blocked_in_the_call(sock):
+    # Patched, a thread is a greenlet: it is blocked once it waits on the hub.
+    # Plain, the caller proves the thread is inside the C call by other means.
+    if PATCHED:
+        while sock.fileno() not in waiting_fds():
+            time.sleep(0.001)
+
+def tls_pair():
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    def accept():
+        conn, _ = listener.accept()
+        accepted.append(SERVER_CTX.wrap_socket(conn, server_side=True))
+    server = threading.Thread(target=accept)
+    server.start()
+    client = connect(listener.getsockname(), timeout=None)
+    server.join(30)
+    listener.close()
+    return client, accepted[0]
+
+def outcome(call):
+    try:
+        return ["ok", repr(call())]
+    except Exception as exc:
+        return [type(exc).__name__]
+
+results = {}
+
+# A thread blocked in recv() while another shuts the socket down: end of stream.
+client, peer = tls_pair()
+got = []
+reader = threading.Thread(target=lambda: got.append(outcome(lambda: client.recv(100))))
+reader.start()
+blocked_in_the_call(client)        # (plain: either order gives the same answer)
+client.shutdown(socket.SHUT_RDWR)
+reader.join(30)
+results["recv"] = got[0] if got else "hung"
+client.close(); peer.close()
+
+# A thread blocked in sendall() (the peer stopped reading) while another shuts
+# the socket down: the TLS write fails as TLS, never as a plain socket send.
+client, peer = tls_pair()
+got = []
+blob = b"x" * (64 << 20)
+writer = threading.Thread(target=lambda: got.append(outcome(lambda: client.sendall(blob))))
+writer.start()
+peer.recv(1)     # the writer's one SSL_write is under way, and can never finish
+blocked_in_the_call(client)
+client.shutdown(socket.SHUT_RDWR)
+writer.join(30)
+results["sendall"] = got[0] if got else "hung"
+client.close(); peer.close()
+print(json.dumps(results, sort_keys=True))
+"""
+
+
+def test_shutdown_from_another_thread_ends_a_blocked_tls_call_as_the_stdlib_does(tls_dir):
+    code = "import json\n" + SHUTDOWN_WHILE_BLOCKED
+    plain = json.loads(run(tls_dir, code, patched=False))
+    patched = json.loads(run(tls_dir, code, patched=True))
+    assert plain["recv"] == ["ok", "b''"]
+    assert patched == plain

@@ -118,6 +118,7 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
     """A cooperative ``ssl.SSLSocket`` (made by ``SSLContext.wrap_socket``, not directly)."""
 
     _sslobj: Any  # the C SSL object (set by the stdlib's _create/_real_connect), or None
+    suppress_ragged_eofs: bool  # set by the stdlib's _create
 
     _io_would_block = (
         _stdlib.SSLWantReadError,
@@ -127,6 +128,11 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
 
     _io_wants_write = (_stdlib.SSLWantWriteError,)
     _io_wants_read = (_stdlib.SSLWantReadError,)
+
+    # OpenSSL reads and writes the descriptor itself, without MSG_DONTWAIT: a
+    # TLS socket's descriptor stays non-blocking whatever its timeout (see the
+    # green socket's ``_kernel_always_nonblocking``).
+    _kernel_always_nonblocking = True
 
     # -- the calls that may want I/O -----------------------------------------------
     def do_handshake(self, block: bool = False) -> None:
@@ -144,17 +150,49 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
                 raise _timeout_error(_handshake_timeout()) from None
             raise
 
+    # read, write and send take the C SSL object once, at the start of the call,
+    # and retry on *that* object after each wait.  The stdlib's blocking call is
+    # one C call holding its SSL object; ``shutdown()`` from another thread sets
+    # ``_sslobj`` to None meanwhile, and the blocked read then sees the end of
+    # the stream (b"").  Re-entering the stdlib method on each retry (as before)
+    # looked ``_sslobj`` up again: a read woken by that shutdown raised
+    # ValueError("Read on closed or unwrapped SSL socket."), and a send fell
+    # through to the plain socket's send, putting unencrypted bytes on the wire
+    # after ``shutdown(SHUT_RD)``.  Rejected: keeping a private reference on the
+    # socket, cleared by an overridden ``shutdown``: per call is what CPython does
+    # and needs no state.
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
-        return self._io_call(READ, 0, super().read, len, buffer, messages=_READ_MESSAGES)
+        sslobj: Any = self._sslobj
+        if sslobj is None:
+            return super().read(len, buffer)  # the stdlib's ValueError, in its words
+        return self._io_call(READ, 0, self._read_from, sslobj, len, buffer, messages=_READ_MESSAGES)
+
+    def _read_from(self, sslobj: Any, len: int, buffer: Any) -> Any:
+        """One OpenSSL read; a ragged end of stream is the end of stream, as in the stdlib."""
+        try:
+            if buffer is None:
+                return sslobj.read(len)
+            return sslobj.read(len, buffer)
+        except _stdlib.SSLError as exc:
+            # Want-errors carry their own codes and go back to _io_call.
+            if exc.args[0] == _stdlib.SSL_ERROR_EOF and self.suppress_ragged_eofs:
+                return b"" if buffer is None else 0
+            raise
 
     def write(self, data: Any) -> int:
-        sent: int = self._io_call(WRITE, 0, super().write, data, messages=_WRITE_MESSAGES)
+        sslobj: Any = self._sslobj
+        if sslobj is None:
+            return int(super().write(data))  # the stdlib's ValueError
+        sent: int = self._io_call(WRITE, 0, sslobj.write, data, messages=_WRITE_MESSAGES)
         return sent
 
     def send(self, data: Any, flags: int = 0) -> int:
-        # Unencrypted (no _sslobj), the stdlib's send is the green socket's,
-        # which waits by itself and never raises a want-error.
-        sent: int = self._io_call(WRITE, 0, super().send, data, flags, messages=_WRITE_MESSAGES)
+        sslobj: Any = self._sslobj
+        if sslobj is None or flags:
+            # Unencrypted: the green socket's send, which waits by itself and
+            # never raises a want-error; with flags: the stdlib's ValueError.
+            return int(super().send(data, flags))
+        sent: int = self._io_call(WRITE, 0, sslobj.write, data, messages=_WRITE_MESSAGES)
         return sent
 
     def unwrap(self) -> Any:
