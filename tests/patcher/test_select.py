@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select as stdlib_select
 import selectors as stdlib_selectors
 import socket
+import sys
 import textwrap
 
 import pytest
@@ -245,3 +247,111 @@ def test_a_patched_epoll_lets_a_thread_run_while_it_waits():
         )
     )
     assert out.split() == ["True", "1"]
+
+
+OOB_CASES = '''
+import os, sys
+PATCHED = sys.argv[1] == "patched"
+if PATCHED:
+    import greenpatch
+    greenpatch.patch_all()
+import json, select, selectors, socket, threading, time
+from greenpatch.hub.io import waiting_fds
+
+def tcp_pair():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
+
+results = {}
+
+def case(name, call, urgent=True):
+    """``call(server)`` in a thread; the peer sends one urgent byte once it waits."""
+    server, client = tcp_pair()
+    out = []
+    def run():
+        try:
+            out.append(call(server))
+        except Exception as exc:
+            out.append(type(exc).__name__)
+    thread = threading.Thread(target=run)
+    thread.start()
+    if PATCHED:
+        # The thread is a greenlet: make sure it waits on the hub before the
+        # byte is sent, so the waiting path is what is compared.  (Plain, the
+        # kernel's answer is the same whichever comes first.)
+        while not waiting_fds():
+            time.sleep(0.001)
+    if urgent:
+        client.send(b"!", socket.MSG_OOB)
+    thread.join(30)
+    results[name] = out[0] if out else "hung"
+    server.close()
+    client.close()
+
+def fd_is(server, pairs):
+    return [[fd == server.fileno(), events] for fd, events in pairs]
+
+def named(server, lists):
+    return [[obj is server for obj in found] for found in lists]
+
+# select(): the third list, forever, with a timeout, beside the first list.
+case("select_x", lambda s: named(s, select.select([], [], [s])))
+case("select_x_timeout", lambda s: named(s, select.select([], [], [s], 10)))
+case("select_rx_timeout", lambda s: named(s, select.select([s], [], [s], 10)))
+case("select_x_nothing", lambda s: named(s, select.select([], [], [s], 0.2)), urgent=False)
+def read_the_byte_then_select(s):
+    select.select([], [], [s], 10)
+    byte = s.recv(1, socket.MSG_OOB)
+    return [byte.decode(), named(s, select.select([s], [], [s], 0.2))]
+case("select_after_reading", read_the_byte_then_select)
+
+# poll(): POLLPRI, forever (None and -1) and with a timeout; POLLIN alone does not see it.
+def poll_for(mask, timeout):
+    def call(s):
+        poller = select.poll()
+        poller.register(s, mask)
+        return fd_is(s, poller.poll(timeout))
+    return call
+case("poll_pri", poll_for(select.POLLPRI, None))
+case("poll_pri_-1", poll_for(select.POLLPRI, -1))
+case("poll_pri_timeout", poll_for(select.POLLPRI, 10_000))
+case("poll_in_pri_timeout", poll_for(select.POLLIN | select.POLLPRI, 10_000))
+case("poll_in_only", poll_for(select.POLLIN, 200))
+
+# epoll: EPOLLPRI, forever and with a timeout.
+def epoll_for(mask, timeout):
+    def call(s):
+        with select.epoll() as ep:
+            ep.register(s.fileno(), mask)
+            return fd_is(s, ep.poll(timeout))
+    return call
+case("epoll_pri", epoll_for(select.EPOLLPRI, None))
+case("epoll_pri_timeout", epoll_for(select.EPOLLPRI, 10))
+case("epoll_in_pri_timeout", epoll_for(select.EPOLLIN | select.EPOLLPRI, 10))
+
+# selectors know reading and writing only: urgent data is not an event there.
+def selector(cls):
+    def call(s):
+        with cls() as sel:
+            sel.register(s, selectors.EVENT_READ)
+            return [events for _key, events in sel.select(0.2)]
+    return call
+for cls in ("DefaultSelector", "PollSelector", "SelectSelector", "EpollSelector"):
+    case(cls, selector(getattr(selectors, cls)))
+print(json.dumps(results, sort_keys=True))
+'''
+
+
+@pytest.mark.skipif(not hasattr(stdlib_select, "epoll"), reason="epoll is Linux's")
+def test_urgent_data_is_reported_as_the_stdlib_reports_it(tmp_path):
+    script = tmp_path / "oob.py"
+    script.write_text(OOB_CASES)
+    plain = json.loads(run_script("", argv=[sys.executable, "-W", "ignore", str(script), "plain"]))
+    patched = json.loads(
+        run_script("", argv=[sys.executable, "-W", "ignore", str(script), "patched"])
+    )
+    assert plain["select_x_timeout"] == [[], [], [True]]
+    assert plain["poll_pri_timeout"] == [[True, stdlib_select.POLLPRI]]
+    assert patched == plain
