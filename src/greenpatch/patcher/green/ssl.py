@@ -23,6 +23,10 @@ propagate, exactly as for a non-blocking stdlib SSL socket.
 ``read`` covers ``recv``/``recv_into`` and ``makefile`` (the stdlib routes them
 through ``self.read``); ``send`` covers ``sendall`` and the ``sendfile`` fallback
 (``_sendfile_use_send`` calls ``self.send``).
+A call keeps the C SSL object it started with across its waits, so a
+``shutdown()`` from another thread ends a blocked read with ``b""`` and a
+blocked write with ``SSLEOFError``, as the stdlib's single blocking C call does
+(see ``SSLSocket.read``).
 
 How it is installed: ``SSLContext.sslsocket_class``
 -------------------------------------------------------
