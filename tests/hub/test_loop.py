@@ -482,3 +482,44 @@ def test_the_callback_queue_reads_its_head_for_the_hub_and_the_workers():
     assert queue.head_resume() is None
     assert queue.pop_head_args_if(starter) == ("hub", "task")
     assert queue.head_resume() is token
+
+
+# Python-level signal handlers wake the default loop (issue 18, pattern 4).
+# In a fresh interpreter: the handlers and the default loop are process-wide.
+_SIGNAL_WAKE_SCRIPT = """
+import signal, sys, threading
+from greenpatch.hub.loop import Loop, signal_wakes_default_loop, wake_default_loop_for_signal
+
+loop = Loop(default=True)
+seen = []
+# Installed here, whatever the caller's dispositions were.
+signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
+assert signal_wakes_default_loop(signal.SIGUSR2)
+assert signal_wakes_default_loop(signal.SIGUSR2)   # idempotent
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+assert not signal_wakes_default_loop(signal.SIGUSR1)   # nothing to chain
+
+def take_it_in_a_thread():
+    # Taken by this thread: the main thread's epoll_wait is not interrupted.
+    signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)
+
+for wake in (take_it_in_a_thread, wake_default_loop_for_signal):
+    # A timer far away: run_once blocks until it, unless something wakes it.
+    late = loop.call_later(30, seen.append, "timer")
+    thread = threading.Thread(target=wake)
+    thread.start()
+    loop.run_once()
+    assert late.pending, "the loop slept until its timer"
+    late.cancel()
+    thread.join()
+    loop.run_once(block=False)
+assert seen == [signal.SIGUSR2], seen
+print("ok")
+"""
+
+
+def test_a_python_signal_handler_wakes_a_blocked_default_loop():
+    out = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_WAKE_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out

@@ -221,3 +221,190 @@ def test_sigchld_keeps_the_stdlib_behaviour():
         """
     )
     assert out == "ok"
+
+
+# -- issue 18, pattern 4: handlers run between bytecodes, as in CPython --------
+# Each test installs its handlers itself: a shell's ``cmd &`` starts the tests
+# with SIGINT ignored, and nothing here may depend on inherited dispositions.
+
+
+def test_a_handler_runs_while_the_main_greenlet_only_polls():
+    out = run_patched(
+        """
+        import select
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        poller = select.poll()
+        poller.register(a, select.POLLIN)
+        def try_recv():
+            try:
+                a.recv(10)
+            except BlockingIOError:
+                pass
+        main = greenlet.getcurrent()
+        for name, poll_once in [
+            ("select", lambda: select.select([a], [], [], 0)),
+            ("poll", lambda: poller.poll(0)),
+            ("recv", try_recv),
+        ]:
+            seen = []
+            signal.signal(signal.SIGALRM, lambda s, f: seen.append(greenlet.getcurrent()))
+            signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+            deadline = time.monotonic() + 30
+            while not seen and time.monotonic() < deadline:
+                poll_once()             # never blocks: the hub never runs
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            # In the main greenlet, as CPython runs it in the main thread.
+            assert seen and seen[0] is main, (name, seen)
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_a_raising_alarm_handler_interrupts_a_busy_main_greenlet():
+    out = run_patched(
+        """
+        class Alarm(Exception):
+            pass
+        def on_alarm(signum, frame):
+            raise Alarm
+        signal.signal(signal.SIGALRM, on_alarm)
+        ticks = []
+        def ticker():
+            while True:
+                ticks.append(1)
+                time.sleep(0.001)
+        spawn(ticker)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            while True:                 # pytest-timeout's case: a test that spins
+                pass
+        except Alarm:
+            pass
+        # The hub is fine: the ticker runs again once we block.
+        before = len(ticks)
+        deadline = time.monotonic() + 30
+        while len(ticks) < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ticks) >= before + 3, (before, len(ticks))
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_interrupt_main_calls_the_users_sigint_handler():
+    out = run_patched(
+        """
+        import _thread
+        calls = []
+        def on_int(signum, frame):
+            calls.append((signum, greenlet.getcurrent()))
+        signal.signal(signal.SIGINT, on_int)
+        main = greenlet.getcurrent()
+
+        # From the main greenlet itself: the handler runs at the next bytecodes.
+        _thread.interrupt_main()
+        deadline = time.monotonic() + 30
+        while not calls and time.monotonic() < deadline:
+            pass
+        assert calls == [(signal.SIGINT, main)], calls
+
+        # From a real OS thread while the main greenlet sleeps on the hub.
+        calls.clear()
+        start = greenpatch.original("_thread", "start_new_thread")
+        start(_thread.interrupt_main, ())
+        deadline = time.monotonic() + 30
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [c[0] for c in calls] == [signal.SIGINT], calls
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_green_interrupt_main_wakes_a_hub_blocked_in_the_kernel():
+    # What green ``_thread.interrupt_main`` is to call: a recv that nothing
+    # else would ever end is interrupted by the user's SIGINT handler.
+    out = run_patched(
+        """
+        from greenpatch.patcher.green.signal import interrupt_main
+        class Interrupted(Exception):
+            pass
+        def on_int(signum, frame):
+            raise Interrupted(signum)
+        signal.signal(signal.SIGINT, on_int)
+        a, b = socket.socketpair()
+        start = greenpatch.original("_thread", "start_new_thread")
+        start(interrupt_main, ())
+        try:
+            a.recv(10)
+        except Interrupted as exc:
+            assert exc.args == (signal.SIGINT,)
+        b.sendall(b"after")
+        assert a.recv(10) == b"after"
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_a_raising_handler_interrupts_blocking_waits_and_the_hub_goes_on():
+    out = run_patched(
+        """
+        import select, selectors, threading
+        class Alarm(Exception):
+            pass
+        def on_alarm(signum, frame):
+            raise Alarm(signum)
+        signal.signal(signal.SIGALRM, on_alarm)
+        ticks = []
+        def ticker():
+            while True:
+                ticks.append(1)
+                time.sleep(0.001)
+        spawn(ticker)
+        a, b = socket.socketpair()
+        selector = selectors.DefaultSelector()
+        selector.register(a, selectors.EVENT_READ)
+        lock = threading.Lock()
+        lock.acquire()
+        waits = {
+            "select": lambda: select.select([a], [], []),
+            "selector": lambda: selector.select(),
+            "sleep": lambda: time.sleep(60),
+            "lock": lambda: lock.acquire(),
+            "recv": lambda: a.recv(10),
+        }
+        for name, wait in waits.items():
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            try:
+                wait()
+            except Alarm:
+                pass
+            else:
+                raise AssertionError(name + " was not interrupted")
+            # The hub goes on: other greenlets run, and later waits work.
+            before = len(ticks)
+            while len(ticks) < before + 3:
+                time.sleep(0.005)
+        # A signal taken by another OS thread interrupts the main greenlet's
+        # wait all the same.
+        def worker():
+            own = greenpatch.original("_thread", "get_ident")()
+            signal.pthread_kill(own, signal.SIGALRM)
+        greenpatch.original("_thread", "start_new_thread")(worker, ())
+        try:
+            a.recv(10)
+        except Alarm:
+            pass
+        else:
+            raise AssertionError("recv was not interrupted")
+        b.sendall(b"later")
+        assert a.recv(10) == b"later"
+        print("ok")
+        """
+    )
+    assert out == "ok"

@@ -42,6 +42,22 @@ with ``waitpid(-1)``.  Left alone, that would steal exit statuses from unpatched
 ``subprocess`` code as soon as the main thread's hub exists.  ``gp_loop_new``
 therefore records libev's handler and puts the previous one back; the handler is
 installed only while at least one child watcher is active.
+
+Python-level signal handlers: CPython's own C handler stays in charge of a
+signal that has a Python handler (it only sets a flag; the interpreter runs the
+handler between bytecodes of the main thread).  A hub blocked in
+``epoll_wait`` must still return to Python promptly: the kernel interrupts it
+(EINTR) when the signal is delivered to the main thread, but not when another
+thread takes the signal, nor when the signal lands between the interpreter's
+last check and the start of the wait.  ``gp_signal_chain`` therefore puts a
+small C handler in front of CPython's: it calls CPython's handler, then sends
+an ``ev_async`` that belongs to libev's default loop (static, like that loop,
+so a signal never touches freed memory), which makes a blocked or about-to-block
+``ev_run`` return.  ``ev_async_send`` is async-signal-safe and keeps ``errno``.
+Rejected: ``signal.set_wakeup_fd`` (one process-wide slot that asyncio and
+others claim, and Python code could replace ours at any time), and a libev
+signal watcher (it replaces CPython's handler: the Python handler would then
+run only when the hub runs, never in a main greenlet that polls or spins).
 """
 
 from __future__ import annotations
@@ -159,6 +175,8 @@ int gp_async_pending(ev_async *w);
 int gp_sigchld_acquire(void);
 void gp_sigchld_release(void);
 void gp_signal_stop_keeping_disposition(struct ev_loop *loop, ev_signal *w);
+int gp_signal_chain(int signum);
+void gp_signal_wake(void);
 """
 
 C_SOURCE = r"""
@@ -281,6 +299,15 @@ static int gp_is_epoll_fd(int fd)
 
 static int gp_default_backend_fd = -1;
 
+/* Python-level signals wake the default loop through this async watcher (see
+   "Python-level signal handlers" in the module docstring).  Static, as libev's
+   default loop is: a signal handler may run in any thread at any time, so what
+   it touches must never be freed. */
+static ev_async gp_signal_async;
+static struct ev_loop *volatile gp_signal_loop = NULL;
+/* signum -> the handler we call first (CPython's), 0 when none. */
+static void (*volatile gp_chained[NSIG])(int);
+
 gp_loop *gp_loop_new(int use_default, unsigned int flags)
 {
     gp_loop *g = (gp_loop *)calloc(1, sizeof(gp_loop));
@@ -320,6 +347,15 @@ gp_loop *gp_loop_new(int use_default, unsigned int flags)
         g->backend_fd = guess;
     if (use_default)
         gp_default_backend_fd = g->backend_fd;
+    if (use_default && gp_signal_loop == NULL) {
+        /* Started once for the life of the process (a later Loop over the
+           default loop finds it active), and unreferenced: a wake-up channel
+           is no work to wait for. */
+        ev_async_init(&gp_signal_async, gp_nothing);
+        ev_async_start(g->loop, &gp_signal_async);
+        ev_unref(g->loop);
+        gp_signal_loop = g->loop;
+    }
     ev_set_userdata(g->loop, g);
     ev_init(&g->wake, gp_wake_fired);
     ev_init(&g->threadsafe, gp_nothing);
@@ -615,6 +651,56 @@ void gp_signal_stop_keeping_disposition(struct ev_loop *loop, ev_signal *w)
     ev_signal_stop(loop, w);
     if (saved)
         sigaction(signum, &kept, NULL);
+}
+
+/* Wakes the default loop if it exists; async-signal-safe. */
+void gp_signal_wake(void)
+{
+    struct ev_loop *loop = gp_signal_loop;
+    if (loop != NULL)
+        ev_async_send(loop, &gp_signal_async);
+}
+
+static void gp_signal_wrapper(int signum)
+{
+    int saved_errno = errno;
+    void (*chained)(int) = NULL;
+    if (signum > 0 && signum < NSIG)
+        chained = gp_chained[signum];
+    if (chained != NULL)
+        chained(signum);
+    gp_signal_wake();
+    errno = saved_errno;
+}
+
+/* Put gp_signal_wrapper in front of the handler installed for signum, which
+   the caller has just installed through Python's signal.signal (CPython's C
+   handler).  Returns 1 when the wrapper is in place, 0 when the handler is
+   not one we can chain (SIG_DFL, SIG_IGN, a three-argument handler: left
+   alone), -1 on error (errno set).  Python's signal.signal replaces the
+   wrapper with whatever it installs next (SIG_DFL, SIG_IGN, its own handler),
+   so nothing needs undoing; the stale entry in gp_chained is then unused. */
+int gp_signal_chain(int signum)
+{
+    struct sigaction current, ours;
+    if (signum <= 0 || signum >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sigaction(signum, NULL, &current) != 0)
+        return -1;
+    if (current.sa_flags & SA_SIGINFO)
+        return 0;
+    if (current.sa_handler == gp_signal_wrapper)
+        return 1;
+    if (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)
+        return 0;
+    /* Set before the swap: a signal in between still reaches CPython's
+       handler directly, one after it reaches it through the wrapper. */
+    gp_chained[signum] = current.sa_handler;
+    ours = current;
+    ours.sa_handler = gp_signal_wrapper;
+    return sigaction(signum, &ours, NULL) == 0 ? 1 : -1;
 }
 """
 

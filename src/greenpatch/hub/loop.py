@@ -67,6 +67,8 @@ __all__ = [
     "Watcher",
     "WatcherClosedError",
     "resume",
+    "signal_wakes_default_loop",
+    "wake_default_loop_for_signal",
 ]
 
 
@@ -87,6 +89,37 @@ def renew_wake_locks_after_fork() -> None:
     """
     for loop in list(_live_loops):
         loop._wake_lock = allocate_lock()
+
+
+def signal_wakes_default_loop(signum: int) -> bool:
+    """Make the Python-level handler just installed for ``signum`` wake the default loop.
+
+    Call right after Python's ``signal.signal(signum, handler)`` (main thread):
+    CPython's C handler stays in charge (it flags the signal; the interpreter
+    runs the Python handler between bytecodes of the main thread) and a C
+    handler of ours in front of it also makes a blocked ``ev_run`` of the
+    default loop return, so that the hub gets back to Python code, where the
+    interpreter runs the handler.  Without it, a signal taken by another
+    thread, or one that lands just before the loop blocks, would wait for the
+    next event.  Returns False when the disposition is not a handler CPython
+    installed (SIG_DFL, SIG_IGN): nothing to chain.  See "Python-level signal
+    handlers" in ``_libev_build.py``.
+    """
+    result = lib.gp_signal_chain(int(signum))
+    if result < 0:
+        raise OSError(ffi.errno, f"cannot chain the handler of signal {signum}")
+    return bool(result)
+
+
+def wake_default_loop_for_signal() -> None:
+    """From any thread (even a C signal handler): make the default loop's poll return.
+
+    For code that flags a Python-level signal without a real signal (as
+    ``_thread.interrupt_main`` does), so that a main hub blocked in the kernel
+    returns to Python and runs the handler.  Does nothing before the default
+    loop exists.
+    """
+    lib.gp_signal_wake()
 
 
 #: How many queued callbacks one iteration runs before it polls I/O again.

@@ -1,30 +1,59 @@
-"""Green ``signal``: handlers installed with ``signal.signal`` run in a greenlet.
+"""Green ``signal``: Python handlers run between bytecodes, as in CPython, without hurting the hub.
 
 What changes
 ------------
-In the standard library a Python-level handler runs in the main thread, between
-two bytecodes of whatever happens to be running there.  Under greenpatch that
-may be the hub greenlet itself (the handler could then not block: any wait
-would raise ``BlockingSwitchOutError``) or any task.  After patching,
-``signal.signal(signum, handler)`` installs ``handler`` through the hub's
-``signal_handler`` instead: libev catches the signal and the handler runs
-``handler(signum, frame)`` in a new greenlet of the main hub, where it may
-sleep, do I/O, or wait on results.  ``frame`` is the frame where the main
-greenlet was suspended, the closest analogue of "the frame that was
-interrupted".
+In the standard library a Python-level handler runs in the main thread,
+between two bytecodes of whatever happens to run there: a loop that only polls
+(``select(..., 0)``, a non-blocking ``recv``) or spins (``while True: pass``)
+still sees its handlers run, and a handler that raises (pytest-timeout's
+SIGALRM handler, ``KeyboardInterrupt``) interrupts it.  Under greenpatch the
+main thread runs several greenlets, one of them the hub, and running the
+user's handler in the hub at an arbitrary bytecode would break it (the handler
+could not block; what it raises would come out of the middle of the loop's
+bookkeeping).  So ``signal.signal(signum, handler)`` installs, through the real
+``signal.signal``, a trampoline (``_trampoline``) that CPython calls between
+bytecodes as usual, and that runs the user's handler according to which
+greenlet the signal found running:
 
-An exception raised by the handler is thrown into the main greenlet, as the
-stdlib raises it in the main thread: ``signal.alarm`` with a handler that raises
-still interrupts a blocking ``time.sleep``/``sock.recv`` of the main greenlet,
-and ``raise SystemExit`` in a SIGTERM handler still ends the program.
+* the main greenlet (the hub's parent): ``handler(signum, frame)`` runs right
+  there, exactly as in the stdlib: a polling or spinning main greenlet sees its
+  handlers, and what the handler raises comes out where the main greenlet was;
+* the hub (the main greenlet is waiting cooperatively: ``time.sleep``, a socket
+  ``recv``, a lock, ``select``), or another greenlet: the handler runs in a new
+  greenlet of the main hub, as soon as the hub runs its callbacks (at once when
+  the hub had the signal), where it may block; what it raises is thrown into
+  the main greenlet, which leaves its wait with it, as the stdlib raises it in
+  the main thread.  The hub itself never sees the exception and goes on: other
+  greenlets keep running, later waits work.  ``frame`` is then the frame where
+  the main greenlet was suspended.  A greenlet other than the main one is
+  never interrupted by a handler: it runs the handler only once it yields, so
+  a greenlet that spins delays handlers (CPython would run them in the main
+  thread at once; interrupting a greenlet would break the promise that
+  greenlets only switch where they block).
+
+The hub must also get back to Python promptly when it is blocked in the
+kernel: CPython's C handler only sets a flag.  ``hub.loop``'s
+``signal_wakes_default_loop`` puts a C handler in front of CPython's that also
+wakes libev's default loop (see "Python-level signal handlers" in
+``hub/_libev_build.py``), whichever thread took the signal.
+
+Rejected: a libev signal watcher per signal (what this module did before, and
+what ``greenpatch.signal_handler`` still does): libev's own C handler replaces
+CPython's, so handlers ran only when the hub ran, never in a main greenlet that
+polls or spins, and ``_thread.interrupt_main`` (which flags the Python-level
+handler without a real signal) raised ``KeyboardInterrupt`` past the user's
+handler.  Also rejected: running every handler in a new greenlet (it cannot
+interrupt the main greenlet's busy loop), and running it in whatever greenlet
+the signal finds (an exception would kill an unrelated task, and a handler that
+blocks inside the hub would raise ``BlockingSwitchOutError``).
 
 What stays the stdlib's
 -----------------------
 * ``SIG_DFL``, ``SIG_IGN`` and ``signal.default_int_handler`` go to the real
-  ``signal.signal``: they restore the real disposition (for SIGINT,
-  ``KeyboardInterrupt`` is raised by Python's own handler, and the hub passes
-  it to the main greenlet).
-* SIGCHLD keeps the stdlib behaviour entirely (the handler is Python-level):
+  ``signal.signal`` and set the real disposition (for SIGINT,
+  ``KeyboardInterrupt`` is raised by Python's own handler; when it comes out of
+  the hub, the hub passes it to the main greenlet).
+* SIGCHLD keeps the stdlib behaviour entirely (its handler is installed as is):
   libev's default loop owns SIGCHLD while child watchers are active, and the
   green ``os`` module then calls a callable SIGCHLD handler itself each time its
   watchers reap children (see ``green/os.py``).
@@ -33,16 +62,9 @@ What stays the stdlib's
 * ``signal.getsignal`` returns what the user set, green or not.
 * ``alarm``, ``setitimer``, ``pthread_kill``, ``set_wakeup_fd`` are untouched.
 
-Limits: a handler runs when the hub runs, not between two bytecodes.  Code
-that signals itself and expects the handler to have run when ``os.kill``
-returns must first let the hub run (any blocking call, e.g. ``time.sleep(0.01)``);
-a main thread stuck in an unpatched blocking C call, or a loop that never
-yields, delays the handler.  ``signal.pause()`` is not cooperative.
-
-Rejected: installing a real Python-level handler that spawns the user's
-handler (see ``hub/signal.py`` for why libev's watcher is the better wake-up),
-and converting handlers installed *before* patching (a framework's handler may
-rely on running synchronously; they keep their stdlib semantics).
+``signal.pause()`` is not cooperative.  Handlers installed before patching keep
+their stdlib behaviour (a framework's handler may rely on running in whatever
+code the signal interrupts).
 """
 
 from __future__ import annotations
@@ -51,10 +73,11 @@ import signal as _stdlib
 from types import FrameType
 from typing import Any, Callable, Union
 
-from greenlet import GreenletExit
+from greenlet import GreenletExit, getcurrent
 
-from greenpatch.hub.hub import Hub, get_hub
-from greenpatch.hub.signal import SignalHandler, signal_handler
+from greenpatch.hub.greenlet import spawn
+from greenpatch.hub.hub import Hub, get_hub, hub_of_this_thread
+from greenpatch.hub.loop import signal_wakes_default_loop, wake_default_loop_for_signal
 from greenpatch.patcher.api import original
 
 __target__ = "signal"
@@ -70,14 +93,8 @@ _real_getsignal: Any = original("signal", "getsignal")
 #: Signals that keep their stdlib (Python-level or kernel) semantics.
 _REAL_ONLY = frozenset({_stdlib.SIGKILL, _stdlib.SIGSTOP, _stdlib.SIGCHLD})
 
-#: signum -> the user's handler, for signals dispatched in greenlets.
+#: signum -> the user's handler, for signals whose real handler is ``_trampoline``.
 _python_handlers: dict[int, Callable[[int, FrameType | None], Any]] = {}
-#: signum -> the hub handle that runs ``_dispatch`` for it.
-_handles: dict[int, SignalHandler] = {}
-#: True while we cancel a hub handle: the hub then restores the disposition
-#: through ``signal.getsignal``/``signal.signal`` -- our functions, once the
-#: names are swapped -- and must see the real ones.
-_restoring = False
 
 
 def _in_main_thread() -> bool:
@@ -87,7 +104,7 @@ def _in_main_thread() -> bool:
 
 
 def _dispatchable(signalnum: Any, handler: Any) -> bool:
-    """Whether ``handler`` for ``signalnum`` is run in greenlets (else: the real call)."""
+    """Whether ``handler`` for ``signalnum`` goes through the trampoline (else: the real call)."""
     return (
         callable(handler)
         and handler is not _stdlib.default_int_handler
@@ -99,61 +116,82 @@ def _dispatchable(signalnum: Any, handler: Any) -> bool:
 
 
 def signal(signalnum: int, handler: Handler) -> Handler:
-    """``signal.signal``: a callable handler runs in a greenlet of the main hub."""
-    if _restoring or not _dispatchable(signalnum, handler):
+    """``signal.signal``: ``handler`` runs between bytecodes, never inside the hub."""
+    if not _dispatchable(signalnum, handler):
         # Raises exactly what the stdlib raises (thread, range, handler type).
         result: Handler = _real_signal(signalnum, handler)
-        if _restoring:
-            return result
-        previous = _python_handlers.get(int(signalnum))
-        if previous is not None:
-            _uninstall(int(signalnum))
-            return previous
-        return result
+        previous = _python_handlers.pop(int(signalnum), None)
+        return previous if previous is not None else result
     signum = int(signalnum)
-    previous_handler: Handler = _python_handlers.get(signum) or _real_getsignal(signum)
+    previous_handler = _python_handlers.get(signum)
+    # The handler first: the trampoline may run as soon as it is installed.
     _python_handlers[signum] = handler  # type: ignore[assignment]
-    if signum not in _handles:
-        _handles[signum] = signal_handler(signum, _dispatch, signum)
-    return previous_handler
+    try:
+        real_previous: Handler = _real_signal(signum, _trampoline)
+    except BaseException:
+        if previous_handler is None:
+            del _python_handlers[signum]
+        else:
+            _python_handlers[signum] = previous_handler
+        raise
+    # Every time: a real ``signal.signal`` call (ours included) replaces the
+    # wake-up in front of CPython's C handler.
+    signal_wakes_default_loop(signum)
+    if previous_handler is not None:
+        return previous_handler
+    return real_previous
 
 
 def getsignal(signalnum: int) -> Handler:
     """``signal.getsignal``: the handler the user installed, green or not."""
-    if not _restoring:
-        handler = _python_handlers.get(signalnum)
-        if handler is not None:
-            return handler
+    handler = _python_handlers.get(signalnum)
+    if handler is not None:
+        return handler
     result: Handler = _real_getsignal(signalnum)
     return result
 
 
-def _uninstall(signum: int) -> None:
-    # The real disposition is already in place (the caller set it first), so
-    # Python's table holds what the hub will restore once libev lets go.
-    global _restoring
-    _python_handlers.pop(signum, None)
-    handle = _handles.pop(signum, None)
-    if handle is None:
-        return
-    _restoring = True
-    try:
-        handle.cancel()
-    finally:
-        _restoring = False
-
-
-def _dispatch(signum: int) -> None:
-    """In a new greenlet of the main hub, for each arrival of ``signum``."""
+def _trampoline(signum: int, frame: FrameType | None) -> None:
+    """The real Python-level handler of every green signal; CPython calls it between bytecodes."""
     handler = _python_handlers.get(signum)
-    if handler is not None:  # not replaced by SIG_DFL between signal and spawn
-        run_python_handler(handler, signum)
+    if handler is None:  # replaced by SIG_DFL/SIG_IGN since the signal was flagged
+        return
+    hub = hub_of_this_thread()
+    current = getcurrent()
+    if hub is None or current is hub.parent:
+        # The main greenlet (or no hub yet): the stdlib's behaviour, exactly.
+        # What the handler raises comes out where the main greenlet was.
+        handler(signum, frame)
+        return
+    # The hub, at any point of its loop, or a greenlet that does not expect
+    # to be interrupted: run the handler in a greenlet of its own.  Queueing a
+    # callback is safe at any bytecode of the hub (an append to its deque).
+    spawn(run_python_handler, handler, signum)
+
+
+def interrupt_main(signum: int = _stdlib.SIGINT) -> None:
+    """``_thread.interrupt_main`` that also wakes the main hub; for the green ``_thread``.
+
+    The stdlib's ``interrupt_main`` flags the Python-level handler of
+    ``signum`` without sending a signal, so the hub of the main thread, if it is
+    blocked in the kernel, would not notice before its next event; the flag is
+    set first, then the wake-up is sent, so that the hub's next return to
+    Python runs the handler (through the trampoline when a green handler is
+    installed: the user's SIGINT handler, not ``KeyboardInterrupt``).
+    """
+    real = original("_thread", "interrupt_main")
+    if signum == _stdlib.SIGINT:
+        real()  # Python 3.9 takes no argument
+    else:
+        real(signum)
+    wake_default_loop_for_signal()
 
 
 def run_python_handler(handler: Callable[[int, FrameType | None], Any], signum: int) -> None:
     """Call ``handler(signum, frame)``; what it raises goes to the main greenlet.
 
-    Also used by ``green/os.py`` for SIGCHLD handlers while libev owns SIGCHLD.
+    Runs in a greenlet of the main hub.  Also used by ``green/os.py`` for
+    SIGCHLD handlers while libev owns SIGCHLD.
     """
     hub = get_hub()
     main = hub.parent
