@@ -65,7 +65,8 @@ SYSTEM_SPECS: tuple[PatchSpec, ...] = (
         green=_GREEN + "signal",
         flag="signal",
         description=(
-            "signal.signal runs Python handlers in a greenlet of the main hub; "
+            "signal.signal handlers run between bytecodes as in CPython, in the main "
+            "greenlet or, when the hub has the signal, in a greenlet of their own; "
             "getsignal reports them; SIG_DFL/SIG_IGN/SIGCHLD stay the stdlib's"
         ),
     ),
