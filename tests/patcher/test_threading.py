@@ -533,34 +533,62 @@ def test_greenlets_not_started_by_threading_get_dummy_threads_that_go_away():
     assert check(out).strip() == "ok"
 
 
-def test_keyboard_interrupt_in_a_green_thread_reaches_the_main_greenlet():
-    # A signal handler runs in whichever greenlet is current: Ctrl-C may land
-    # in a green thread, and must stop the program, not just that thread.
+def test_keyboard_interrupt_or_system_exit_in_a_green_thread_ends_only_that_thread():
+    # As in CPython: raised by a thread's own code, they end that thread and go
+    # to threading.excepthook (which ignores SystemExit); the program goes on.
+    # The same for a thread started with _thread, which reports to
+    # sys.unraisablehook (SystemExit quietly).
     out = run(
         """
-        import threading, time
+        import _thread, sys, threading, time
         def interrupted():
             time.sleep(0.01)
-            raise KeyboardInterrupt
-        t = threading.Thread(target=interrupted)
-        t.start()
-        try:
+            raise KeyboardInterrupt("from the thread")
+        def exiting():
+            time.sleep(0.01)
+            raise SystemExit(3)
+        seen = []
+        threading.excepthook = lambda args: seen.append((args.exc_type.__name__, args.thread.name))
+        for target, name in ((interrupted, "ki"), (exiting, "exit")):
+            t = threading.Thread(target=target, name=name)
+            t.start()
             t.join(5)
-        except KeyboardInterrupt:
-            time.sleep(0.01)  # the hub marks the thread done right after
-            print("main got it", t.is_alive())
+            print(name, "joined", t.is_alive())
+        print(seen)
+
+        unraisable, reported = [], threading.Event()
+        def unraisablehook(args):
+            unraisable.append(args.exc_type.__name__)
+            reported.set()
+        sys.unraisablehook = unraisablehook
+        def raw(exc):
+            raise exc
+        # Threads run in the order they start: the quiet SystemExit comes first.
+        _thread.start_new_thread(raw, (SystemExit,))
+        _thread.start_new_thread(raw, (KeyboardInterrupt,))
+        reported.wait(5)
+        print(unraisable)
         """
     )
-    assert check(out).strip() == "main got it False"
+    assert check(out).splitlines() == [
+        "ki joined False",
+        "exit joined False",
+        "[('KeyboardInterrupt', 'ki'), ('SystemExit', 'exit')]",
+        "['KeyboardInterrupt']",
+    ]
 
 
 def test_fork_child_sees_only_the_forking_thread():
     out = run(
         """
         import os, threading
-        release = threading.Event()
-        blocked = threading.Thread(target=release.wait)
+        release, waiting = threading.Event(), threading.Event()
+        def wait():
+            waiting.set()
+            release.wait()
+        blocked = threading.Thread(target=wait)
         blocked.start()
+        waiting.wait()  # blocked on release when the process forks
         pid = os.fork()
         if pid == 0:
             ok = not blocked.is_alive() and threading.enumerate() == [threading.main_thread()]

@@ -12,8 +12,8 @@ The reasoning, and what was rejected, is in docs/patching-threads.md; in short:
   ``RLock`` is owned by a task); plain OS threads may use them too.
 * ``start_new_thread`` (3.13: ``start_joinable_thread``) spawn a task that runs
   the function as ``_thread`` does: ``SystemExit`` ends it quietly, other
-  errors go to ``sys.unraisablehook``; ``KeyboardInterrupt`` (a signal handler
-  may run in any task) and ``GreenletExit`` (a kill) go on to the hub.
+  errors, ``KeyboardInterrupt`` included, go to ``sys.unraisablehook`` and end
+  only that thread; ``GreenletExit`` (a kill) goes on to the hub.
 * What ``threading`` waits on to join -- the sentinel lock up to 3.12, a
   ``_ThreadHandle`` on 3.13 -- is released by a ``rawlink`` on the task, after
   all of its code (``threading``'s clean-up included) has run, as in CPython.
@@ -254,9 +254,13 @@ def _run_thread(
         function(*args, **kwargs)
     except SystemExit:
         pass
-    except (KeyboardInterrupt, GreenletExit):
+    except GreenletExit:
         raise
     except BaseException as exc:
+        # KeyboardInterrupt too, as CPython's _thread: it ends this thread only.
+        # (Passing it to the main greenlet took the whole program down for an
+        # exception that code raised in a thread; routing a real Ctrl-C to the
+        # main thread is the signal handler's business, not the thread's.)
         _report_unraisable(function, exc)
     finally:
         _running.discard(ident)

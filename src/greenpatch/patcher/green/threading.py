@@ -43,6 +43,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 import greenlet as _greenlet_mod
+from greenlet import GreenletExit
 from greenlet import getcurrent as _raw_getcurrent
 
 from greenpatch.hub import LoopExit, get_hub_if_exists, getcurrent_task
@@ -60,7 +61,6 @@ _threading: Any = _stdlib
 # Originals bound before the swap.
 _StdlibDummyThread: Any = _threading._DummyThread
 _stdlib_shutdown: Callable[[], None] = _threading._shutdown
-_stdlib_make_invoke_excepthook: Callable[[], Any] = _threading._make_invoke_excepthook
 
 __implements__ = [
     "_allocate_lock",
@@ -70,7 +70,6 @@ __implements__ = [
     "local",
     "_DummyThread",
     "_shutdown",
-    "_make_invoke_excepthook",
 ]
 if _HAS_HANDLES:
     __implements__ += [
@@ -91,9 +90,7 @@ _LockType = _green_thread.LockType
 _CRLock = _green_thread.RLock
 get_ident = _green_thread.get_ident
 local = _green_thread._local
-_start_new_thread = _green_thread.start_new_thread
 _set_sentinel = _green_thread._set_sentinel
-_start_joinable_thread = _green_thread.start_joinable_thread
 _ThreadHandle = _green_thread._ThreadHandle
 _make_thread_handle = _green_thread._make_thread_handle
 _thread_shutdown = _green_thread._shutdown
@@ -127,22 +124,78 @@ def _forget_dummy(ident: int, dummy: Any) -> None:
             del active[ident]
 
 
-def _make_invoke_excepthook() -> Callable[[Any], None]:
-    """What ``Thread.__init__`` calls to make the hook for an exception ending ``run()``.
+# -- starting ------------------------------------------------------------------
+# ``Thread.start()`` starts the thread, then waits on ``self._started``, which
+# the new thread sets in ``_bootstrap_inner`` before it calls ``run()``.  With
+# OS threads both then run; here the new task runs on until it blocks, so a
+# target that spins until its starter sets a flag (``t.start(); stop.set()``)
+# would never give the starter back control.  So the new task yields once,
+# right after setting ``_started``: the starter (whose resume that ``set()``
+# queued) returns from ``start()`` first, with the thread started, named and
+# listed (it is in ``_limbo`` until the task resumes and moves itself into
+# ``_active``; ``enumerate()`` and ``active_count()`` count both, and CPython
+# has the same window).  The hook is a one-shot instance attribute on that
+# ``Event``, so its type and identity do not change.  If the process forks
+# during that yield, the child must not run the thread (only the forking thread
+# lives on there, and threading has already marked this one stopped): the task
+# ends quietly when it resumes there.
+# Rejected: swapping ``threading.Event`` (every user's events would change
+# class); yielding before ``_started.set()`` (the starter still waits for it);
+# setting ``_started`` in the starter (``ident`` is set by the new thread itself).
+def _yield_after_started(function: Any) -> None:
+    """If ``function`` is a ``Thread``'s bootstrap, make its ``_started.set()`` yield once."""
+    thread = getattr(function, "__self__", None)
+    if not isinstance(thread, _threading.Thread):  # (Any: typeshed lacks _started)
+        return  # a plain _thread function: start_new_thread never waited for it
+    started = thread._started
+    set_event = started.set
 
-    A ``KeyboardInterrupt`` is passed on instead of reported: signal handlers
-    run in whichever greenlet is current, so Ctrl-C may land in any green
-    thread, and the user means the program.  Re-raised, it ends the task, and
-    the hub hands it to the main greenlet.
+    def set_then_yield() -> None:
+        try:
+            del started.set  # back to Event.set, for good
+        except AttributeError:
+            pass
+        set_event()
+        hub = get_hub_if_exists()
+        if hub is not None and _raw_getcurrent() is not hub:
+            pid = os.getpid()
+            hub.sleep(0)
+            if os.getpid() != pid:
+                _end_in_forked_child(thread)
+
+    try:
+        started.set = set_then_yield
+    except AttributeError:  # not a stdlib Event (a subclass with __slots__): no yield
+        pass
+
+
+def _end_in_forked_child(thread: Any) -> None:
+    """End the task of ``thread``, which a fork left behind in the child.
+
+    ``threading._after_fork`` took it out of ``_limbo``, where ``_bootstrap_inner``
+    would next look for it; its clean-up (``_delete``) removes the running ident
+    from ``_active``, so that is where it goes for the way out.  ``GreenletExit``
+    ends a green thread without a report.
     """
-    invoke = _stdlib_make_invoke_excepthook()
+    with _threading._active_limbo_lock:
+        _threading._active[get_ident()] = thread
+    raise GreenletExit
 
-    def invoke_excepthook(thread: Any) -> None:
-        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-            raise  # we are called from the except clause in _bootstrap_inner
-        invoke(thread)
 
-    return invoke_excepthook
+def _start_new_thread(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+) -> int:
+    """``threading``'s ``_start_new_thread`` (up to 3.12): the green one, see above."""
+    _yield_after_started(function)
+    return _green_thread.start_new_thread(function, args, kwargs)
+
+
+def _start_joinable_thread(
+    function: Callable[..., Any], handle: Any = None, daemon: bool = True
+) -> Any:
+    """``threading``'s ``_start_joinable_thread`` (3.13): the green one, see above."""
+    _yield_after_started(function)
+    return _green_thread.start_joinable_thread(function, handle, daemon)
 
 
 def _shutdown() -> None:
