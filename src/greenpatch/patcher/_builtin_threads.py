@@ -3,7 +3,8 @@
 Order matters within the ``thread`` flag: ``_thread`` first, then ``threading``,
 whose ``after`` hook expects the green ``_thread`` names in place (it makes green
 locks through ``threading.RLock()``, which builds on ``_CRLock``).  The ``queue``
-row is independent of both: its queues wait on hub locks either way.
+and ``_queue`` rows are independent of both: their queues wait on hub locks or
+park on the hub either way.
 """
 
 from __future__ import annotations
@@ -64,5 +65,15 @@ THREAD_SPECS: tuple[PatchSpec, ...] = (
             "(what concurrent.futures' ThreadPoolExecutor waits on)"
         ),
         after=_green_hook("queue", "after_patch"),
+    ),
+    PatchSpec(
+        name="_queue",
+        target="_queue",
+        green=_GREEN + "_queue",
+        flag="queue",
+        description=(
+            "the C SimpleQueue, for code that imports it from _queue, is the green "
+            "SimpleQueue of the queue patch"
+        ),
     ),
 )

@@ -36,6 +36,30 @@ breaks the common "try without blocking, do some bookkeeping, then block"
 sequence (``ThreadPoolExecutor``'s workers release their idle semaphore in
 between, and with a switch there the executor starts threads it does not need).
 
+Starvation
+----------
+Green threads are not preempted, and a ``get()`` that finds an item ready does
+not wait, so a thread that keeps finding work -- a ``ThreadPoolExecutor``
+worker whose tasks submit further tasks, two threads passing items back and
+forth -- would never let any other thread of its OS thread run, the one that
+would tell it to stop included.  So every ``YIELD_EVERY``-th blocking ``get()``
+of a queue yields to the hub first (``sleep(0)``: every ready greenlet, timers
+and I/O get their turn) and then takes its item.  Non-blocking calls
+never yield (above), nor does a ``get()`` in the hub greenlet (a loop callback
+must not switch) or in a plain thread that has no hub.  Rejected: yielding when
+some time has passed since the last yield (a clock read on every call costs
+more than the counter, and the hub does not record when a greenlet last
+switched); a process-wide counter (one queue's busy getter would then make
+unrelated queues yield, and threads of other OS threads would share it).  The
+cost is a counter per call: see docs/patching-threads.md for figures.
+
+``_queue.SimpleQueue``
+----------------------
+Code that imports the C class directly (``from _queue import SimpleQueue``)
+gets ours too: the ``_queue`` patch (``green/_queue.py``) swaps that name for
+the class below, which carries the C type's module and name and, like it,
+cannot be pickled or copied.
+
 Exceptions are the stdlib's (``queue.Empty``, ``queue.Full``, 3.13's
 ``queue.ShutDown``): not swapped, so ``except queue.Empty`` catches ours.
 """
@@ -51,7 +75,7 @@ from typing import Any, Generic, TypeVar
 
 from greenlet import getcurrent
 
-from greenpatch.hub import Hub, TimerHandle, get_hub
+from greenpatch.hub import Hub, TimerHandle, get_hub, get_hub_if_exists
 from greenpatch.hub import Lock as _HubLock
 
 __target__ = "queue"
@@ -61,11 +85,24 @@ Empty = _stdlib.Empty
 Full = _stdlib.Full
 _StdlibQueue = _stdlib.Queue  # bound before the registry swaps queue.Queue for ours
 
+#: A blocking ``get()`` yields before every this many-th call (see "Starvation").
+#: Small enough that other threads run every few hundred microseconds behind a
+#: busy worker; large enough that the yield (a switch or two, about a
+#: microsecond) costs a get a few nanoseconds on average.
+YIELD_EVERY = 64
+
 _T = TypeVar("_T")
 
 # Originals, bound before any patch: a wake-up must know the real OS thread.
 _real_get_ident = _thread.get_ident
 _real_count = _thread._count
+
+
+def _pause() -> None:
+    """Let the other ready greenlets of this OS thread run, where switching is allowed."""
+    hub = get_hub_if_exists()
+    if hub is not None and getcurrent() is not hub:
+        hub.sleep(0)
 
 
 class _Condition(threading.Condition):
@@ -112,6 +149,20 @@ class Queue(_stdlib.Queue):  # type: ignore[type-arg]
         self.not_empty = _Condition(mutex)
         self.not_full = _Condition(mutex)
         self.all_tasks_done = _Condition(mutex)
+        self._greenpatch_gets = 0
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """The stdlib's ``get``; every ``YIELD_EVERY``-th blocking call yields first."""
+        if block:
+            # Counted whether or not an item is ready: finding out takes the
+            # mutex, and a get that waits yields anyway.
+            gets = self._greenpatch_gets + 1
+            if gets < YIELD_EVERY:
+                self._greenpatch_gets = gets
+            else:
+                self._greenpatch_gets = 0
+                _pause()
+        return super().get(block, timeout)
 
 
 class LifoQueue(Queue, _stdlib.LifoQueue):  # type: ignore[type-arg]
@@ -168,11 +219,12 @@ class SimpleQueue(Generic[_T]):
     another OS thread wakes that hub through its async watcher.
     """
 
-    __slots__ = ("__weakref__", "_getters", "_items")
+    __slots__ = ("__weakref__", "_getters", "_items", "_ready_gets")
 
     def __init__(self) -> None:
         self._items: deque[_T] = deque()
         self._getters: deque[_Entry] = deque()
+        self._ready_gets = 0  # blocking gets that found an item since the last yield
 
     def qsize(self) -> int:
         return len(self._items)
@@ -205,8 +257,18 @@ class SimpleQueue(Generic[_T]):
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the oldest item; wait at most ``timeout`` s, else ``Empty``."""
+        items = self._items
+        if block and items:
+            gets = self._ready_gets + 1
+            if gets < YIELD_EVERY:
+                self._ready_gets = gets
+            else:
+                # Before taking the item, not after: a getter killed while it
+                # yields must not take an item with it.
+                self._ready_gets = 0
+                _pause()
         try:
-            return self._items.popleft()
+            return items.popleft()
         except IndexError:
             pass
         if not block:
@@ -230,6 +292,7 @@ class SimpleQueue(Generic[_T]):
         that was woken (its entry popped) but leaves without that wake-up's item
         -- it took another, or timed out -- passes the wake-up on.
         """
+        self._ready_gets = 0  # waiting yields
         hub = get_hub()
         token = [getcurrent()]
         entry: _Entry = (hub, token)
@@ -256,8 +319,18 @@ class SimpleQueue(Generic[_T]):
             if not _remove_entry(getters, entry) and items and getters:
                 self._wake_one()
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        cls = type(self)  # a C type's name includes its module, a subclass's does not
+        name = "_queue.SimpleQueue" if cls is SimpleQueue else cls.__name__
+        raise TypeError(f"cannot pickle {name!r} object")
+
     def __repr__(self) -> str:
         return f"<greenpatch SimpleQueue qsize={len(self._items)} getters={len(self._getters)}>"
+
+
+# It stands for the C type: code that checks where its queue comes from, and
+# pickle's error message, see ``_queue.SimpleQueue``.
+SimpleQueue.__module__ = "_queue"
 
 
 def _arm(hub: Hub, token: list[Any], timeout: float | None) -> TimerHandle | None:
