@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from greenpatch.patcher import diagnostics, peers
+from greenpatch.patcher import diagnostics
 from greenpatch.patcher._builtin import BUILTIN_SPECS, PATCH_ORDER
 from greenpatch.patcher.registry import PatchError, PatchSpec, Registry
 
@@ -195,7 +195,9 @@ def patch_all(
             raise
         except Exception as exc:
             raise PatchError(f"patch {spec.name!r} failed: {type(exc).__name__}: {exc}") from exc
-    peers.install(registry)  # gevent & co. import the unpatched stdlib (see peers.py)
+    from greenpatch.patcher import peers  # here: `import greenpatch` does not need it
+
+    peers.install(registry)  # gevent imports the unpatched stdlib (see peers.py)
     for hook in _hooks["after_patch_all"]:
         hook(hook_flags)
     return applied
