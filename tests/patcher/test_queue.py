@@ -164,6 +164,21 @@ def test_simple_queue_fifo_timeouts_and_errors():
         q.get(timeout=-1)
 
 
+def test_simple_queue_checks_timeout_and_refuses_pickling_as_the_c_class():
+    import copy
+    import pickle
+
+    q = green_queue.SimpleQueue()
+    q.put(1)
+    with pytest.raises(ValueError, match="non-negative"):  # checked first, as in C
+        q.get(timeout=-1)
+    assert q.get(False, timeout=-1) == 1  # non-blocking: the timeout is ignored
+    assert type(q).__module__ == queue.SimpleQueue.__module__ == "_queue"
+    for dump in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"cannot pickle '_queue\.SimpleQueue' object"):
+            dump(q)
+
+
 def test_simple_queue_getters_wake_in_order_and_a_leaver_passes_its_wakeup_on():
     q = green_queue.SimpleQueue()
     got = []
