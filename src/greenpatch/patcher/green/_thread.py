@@ -553,3 +553,15 @@ def _local_dict(obj: _local) -> dict[str, Any]:
         args, kwargs = impl.args
         init(obj, *args, **kwargs)
     return data
+
+
+# The functions we put in ``_thread`` say they are ``_thread``'s, as the C
+# builtins do: ``threading.__all__`` is checked against the ``__module__`` of
+# what ``threading`` holds (CPython's test__all__), and pickle finds a function
+# by its module and name (it then finds ours, the patched name).  Tracebacks
+# still show this file.
+for _name in __implements__:
+    _function = globals()[_name]
+    if isinstance(_function, types.FunctionType):
+        _function.__module__ = __target__
+del _name, _function
