@@ -258,25 +258,29 @@ class SimpleQueue(Generic[_T]):
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the oldest item; wait at most ``timeout`` s, else ``Empty``."""
         items = self._items
-        if block:
-            # Checked before looking for an item, as the C class does.
+        if items and block:
+            # A negative timeout is an error even with an item ready, as in C.
             if timeout is not None and timeout < 0:
                 raise ValueError("'timeout' must be a non-negative number")
-            if items:
-                gets = self._ready_gets + 1
-                if gets < YIELD_EVERY:
-                    self._ready_gets = gets
-                else:
-                    # Before taking the item, not after: a getter killed while
-                    # it yields must not take an item with it.
-                    self._ready_gets = 0
-                    _pause()
+            gets = self._ready_gets + 1
+            if gets < YIELD_EVERY:
+                self._ready_gets = gets
+            else:
+                # Before taking the item, not after: a getter killed while it
+                # yields must not take an item with it.
+                self._ready_gets = 0
+                _pause()
         try:
             return items.popleft()
         except IndexError:
             pass
-        if not block or timeout == 0:
+        if not block:
             raise Empty
+        if timeout is not None:
+            if timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            if timeout == 0:
+                raise Empty
         return self._wait(timeout)
 
     def get_nowait(self) -> _T:
