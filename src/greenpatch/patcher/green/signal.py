@@ -151,6 +151,12 @@ def getsignal(signalnum: int) -> Handler:
     return result
 
 
+# Named as the stdlib's own Python functions of ``signal`` are (pydoc, and
+# CPython's test_signal, expect every non-builtin routine there to say so);
+# pickling by name still finds these very functions.
+signal.__module__ = getsignal.__module__ = "signal"
+
+
 def _trampoline(signum: int, frame: FrameType | None) -> None:
     """The real Python-level handler of every green signal; CPython calls it between bytecodes."""
     handler = _python_handlers.get(signum)
