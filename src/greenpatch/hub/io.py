@@ -396,7 +396,9 @@ def _time_out_quietly(wait: list[Any]) -> None:
 
 # -- the socket calls ---------------------------------------------------------------
 class CooperativeIO:
-    """The blocking socket calls, made cooperative, over a non-blocking descriptor.
+    """The blocking socket calls, made cooperative: each system call is made so
+    that it cannot block (a non-blocking descriptor, or MSG_DONTWAIT added by
+    the caller to a blocking one's calls), and a would-block waits on the hub.
 
     A subclass provides ``fileno()`` and the slots ``_io_timeout`` (the timeout
     the user set: None, 0.0 or seconds), ``_io_readers`` and ``_io_writers``
@@ -537,11 +539,22 @@ class CooperativeIO:
                 deadline = monotonic() + timeout
             self._io_wait(way, deadline)
 
-    def _io_sendall(self, send: Callable[..., int], target: Any, data: Any, flags: int = 0) -> None:
-        """``send(target, ...)`` until all of ``data`` is sent; the timeout bounds the
-        whole call, as in the stdlib."""
+    def _io_sendall(
+        self,
+        send: Callable[..., int],
+        target: Any,
+        data: Any,
+        flags: int = 0,
+        call_flags: int = 0,
+    ) -> None:
+        """``send(target, data, flags | call_flags)`` until all of ``data`` is sent;
+        the timeout bounds the whole call, as in the stdlib.  ``flags`` are the
+        caller's (its MSG_DONTWAIT means "never wait"); ``call_flags`` are added
+        for the kernel only (the green socket's MSG_DONTWAIT over a blocking
+        descriptor)."""
+        send_flags = flags | call_flags
         try:
-            sent = send(target, data, flags)
+            sent = send(target, data, send_flags)
         except self._io_would_block:
             if self._io_timeout == 0.0 or (flags & _DONTWAIT and self._io_timeout is None):
                 raise
@@ -554,7 +567,7 @@ class CooperativeIO:
             total = octets.nbytes
             while sent < total:
                 try:
-                    sent += send(target, octets[sent:], flags)
+                    sent += send(target, octets[sent:], send_flags)
                 except self._io_would_block as exc:
                     if timeout == 0.0 or (flags & _DONTWAIT and timeout is None):
                         raise

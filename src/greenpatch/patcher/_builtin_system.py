@@ -34,7 +34,8 @@ SYSTEM_SPECS: tuple[PatchSpec, ...] = (
         flag="os",
         description=(
             "os.fork watches the child on the main hub; os.waitpid/os.wait wait cooperatively "
-            "and find the statuses libev's child watchers reaped"
+            "and find the statuses libev's child watchers reaped; os.read/os.write (readv, "
+            "writev) on pipes, terminals and sockets wait on the hub"
         ),
     ),
     PatchSpec(

@@ -1,5 +1,9 @@
 """Green ``os``: ``fork`` that keeps the hub sane, ``waitpid``/``wait`` that wait cooperatively.
 
+``read``/``write``/``readv``/``writev`` on pipes, FIFOs, terminals and sockets
+block only the calling greenlet (see ``_fdio``: the descriptor's mode is never
+touched, readiness is asked first).
+
 The trap: libev reaps children behind ``waitpid``'s back
 --------------------------------------------------------
 While at least one child watcher is active, libev's default loop handles
@@ -68,12 +72,20 @@ from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists
 from greenpatch.hub.io import wait_read, wait_write
 from greenpatch.hub.watchers import ChildWatcher
 from greenpatch.patcher.api import original
+from greenpatch.patcher.green._fdio import read as read
+from greenpatch.patcher.green._fdio import write as write
+
+if hasattr(_stdlib, "readv"):
+    from greenpatch.patcher.green._fdio import readv as readv
+    from greenpatch.patcher.green._fdio import writev as writev
 from greenpatch.patcher.green.signal import _in_main_thread, run_python_handler
 
 __target__ = "os"
-__implements__ = ["fork", "waitpid", "wait"]
+__implements__ = ["fork", "waitpid", "wait", "read", "write"]
 if hasattr(_stdlib, "forkpty"):
     __implements__.append("forkpty")
+if hasattr(_stdlib, "readv"):
+    __implements__ += ["readv", "writev"]
 
 # The originals, whatever was patched before this module was first imported
 # (``subprocess`` imports it even when the ``os`` patch is off).

@@ -3,14 +3,29 @@
 How it works
 ------------
 ``socket`` subclasses the stdlib ``socket.socket`` (so ``isinstance`` checks,
-``SocketType``, ``makefile``, ``dup`` and the rest keep working) and keeps the
-*kernel* descriptor non-blocking at all times.  The timeout the user sets is
-stored on the Python object.  Every blocking call goes through the hub's
-cooperative I/O core (``greenpatch.hub.io.CooperativeIO``): try the system call;
-when the kernel says "would block", a timeout of 0 re-raises as the stdlib
-would, otherwise the greenlet waits in the descriptor's wait queue (any number
-of greenlets may wait on one socket, each woken in turn, as threads are) and
-tries again, under one deadline per call, then ``socket.timeout``.
+``SocketType``, ``makefile``, ``dup`` and the rest keep working).  The timeout
+the user sets is stored on the Python object.  Every blocking call goes through
+the hub's cooperative I/O core (``greenpatch.hub.io.CooperativeIO``): try the
+system call without blocking; when the kernel says "would block", a timeout of
+0 re-raises as the stdlib would, otherwise the greenlet waits in the
+descriptor's wait queue (any number of greenlets may wait on one socket, each
+woken in turn, as threads are) and tries again, under one deadline per call,
+then ``socket.timeout``.
+
+The kernel descriptor keeps the stdlib's blocking mode
+-------------------------------------------------------
+``O_NONBLOCK`` belongs to the open file description, which every copy of the
+descriptor shares: a ``detach()``-ed descriptor (``multiprocessing.Pipe``), a
+``dup``, a descriptor handed to a child process.  So the descriptor is exactly
+as the stdlib would leave it -- blocking while the timeout is None,
+non-blocking otherwise -- and a blocking one is never *called* in a way that
+blocks: reads and writes pass ``MSG_DONTWAIT`` (a per-call flag), and
+``accept``/``connect``/``sendfile``, which take no such flag, switch the
+descriptor to non-blocking for the one system call.  Rejected: keeping the
+descriptor non-blocking for good (the first design): every process and library
+the descriptor reaches then sees ``EAGAIN`` where it expects to block.  TLS
+sockets are the exception (``_kernel_always_nonblocking``): OpenSSL calls
+``read``/``write`` itself, without our flag.
 
 Closing a socket wakes every greenlet blocked on its descriptor with ``EBADF``
 instead of leaving them hanging (or waking them on whatever reuses the number).
@@ -49,6 +64,8 @@ __implements__ = [
     "getnameinfo",
 ]
 
+_T = TypeVar("_T")
+
 # The stdlib class and the C methods underneath it, bound once: these are what
 # we call after the registry has replaced ``socket.socket`` with ours.
 _StdlibSocket = _stdlib.socket
@@ -61,6 +78,7 @@ _c_send: Callable[..., int] = _C.send
 _c_sendto: Callable[..., int] = _C.sendto
 _c_connect_ex: Callable[..., int] = _C.connect_ex
 _c_settimeout = _C.settimeout
+_c_gettimeout = _C.gettimeout
 _c_close = _C.close
 _c_detach = _C.detach
 _c_recvmsg: Any = getattr(_C, "recvmsg", None)
@@ -71,12 +89,18 @@ _c_accept: Callable[..., tuple[int, Any]] = _C._accept
 _c_type: Any = _C.type
 _getdefaulttimeout = _stdlib.getdefaulttimeout
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN}
+# The per-call "do not block" flag; where the platform has none, descriptors
+# stay non-blocking for good (the only way left to keep the hub running).
+_DONTWAIT: int = getattr(_stdlib, "MSG_DONTWAIT", 0)
 
 
 class socket(_StdlibSocket, CooperativeIO):
     """A cooperative ``socket.socket`` with the stdlib's timeout semantics."""
 
-    __slots__ = ("_io_readers", "_io_short_read", "_io_timeout", "_io_writers")
+    __slots__ = ("_io_dontwait", "_io_readers", "_io_short_read", "_io_timeout", "_io_writers")
+
+    #: Whether the kernel descriptor is non-blocking whatever the timeout (TLS).
+    _kernel_always_nonblocking = False
 
     def __init__(
         self,
@@ -86,15 +110,41 @@ class socket(_StdlibSocket, CooperativeIO):
         fileno: int | None = None,
     ) -> None:
         super().__init__(family, type, proto, fileno)
-        # The C constructor applied the default timeout (or 0.0 for a descriptor
-        # that is already non-blocking); adopt it, then make the kernel side
-        # non-blocking for good.
-        self._io_timeout = _C.gettimeout(self)
+        # The C constructor applied the default timeout (or 0.0 for a
+        # SOCK_NONBLOCK type) and set the descriptor's mode to match, as the
+        # stdlib does; adopt that.
+        timeout = self._io_timeout = _c_gettimeout(self)
         self._io_readers = self._io_writers = None
         # The wait-first-after-a-short-read guess (CooperativeIO._io_recv) is
         # for stream sockets.  (TLS reads do not go through it: see green ssl.)
         self._io_short_read = False if _c_type.__get__(self) == _stdlib.SOCK_STREAM else None
+        if timeout is None and _DONTWAIT and not self._kernel_always_nonblocking:
+            self._io_dontwait = _DONTWAIT
+        else:
+            self._io_dontwait = 0
+            if timeout is None:
+                _c_settimeout(self, 0.0)
+
+    def _set_kernel_mode(self, timeout: float | None) -> None:
+        """Give the descriptor the stdlib's mode for ``timeout`` (an ioctl, as the
+        stdlib: a bad descriptor raises OSError)."""
+        if timeout is None and _DONTWAIT and not self._kernel_always_nonblocking:
+            _c_settimeout(self, None)
+            self._io_dontwait = _DONTWAIT
+        else:
+            _c_settimeout(self, 0.0)
+            self._io_dontwait = 0
+
+    def _nonblocking_call(self, call: Callable[..., _T], *args: Any) -> _T:
+        """``call(*args)`` with the descriptor non-blocking for that one system call
+        (for the calls that take no MSG_DONTWAIT)."""
+        if not self._io_dontwait:
+            return call(*args)
         _c_settimeout(self, 0.0)
+        try:
+            return call(*args)
+        finally:
+            _c_settimeout(self, None)
 
     # -- timeout semantics (stdlib-identical, kept on the Python side) --------
     def settimeout(self, value: float | None) -> None:
@@ -104,15 +154,16 @@ class socket(_StdlibSocket, CooperativeIO):
                 raise ValueError("Invalid value NaN (not a number)")
             if value < 0.0:
                 raise ValueError("Timeout value out of range")
-        _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
+        self._set_kernel_mode(value)
         self._io_timeout = value
 
     def gettimeout(self) -> float | None:
         return self._io_timeout
 
     def setblocking(self, flag: bool) -> None:
-        _c_settimeout(self, 0.0)  # fcntl, as the stdlib: a bad descriptor raises OSError
-        self._io_timeout = None if flag else 0.0
+        timeout = None if flag else 0.0
+        self._set_kernel_mode(timeout)
+        self._io_timeout = timeout
 
     def getblocking(self) -> bool:
         return self._io_timeout != 0.0
@@ -123,32 +174,40 @@ class socket(_StdlibSocket, CooperativeIO):
 
     # -- receiving ---------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._io_recv(bufsize, flags, _c_recv, self, bufsize, flags)  # type: ignore[no-any-return]
+        return self._io_recv(bufsize, flags, _c_recv, self, bufsize, flags | self._io_dontwait)  # type: ignore[no-any-return]
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
-        return self._io_recv(size, flags, _c_recv_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+        return self._io_recv(  # type: ignore[no-any-return]
+            size, flags, _c_recv_into, self, buffer, nbytes, flags | self._io_dontwait
+        )
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        return self._io_call(READ, flags, _c_recvfrom, self, bufsize, flags)  # type: ignore[no-any-return]
+        return self._io_call(READ, flags, _c_recvfrom, self, bufsize, flags | self._io_dontwait)  # type: ignore[no-any-return]
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        return self._io_call(READ, flags, _c_recvfrom_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+        return self._io_call(  # type: ignore[no-any-return]
+            READ, flags, _c_recvfrom_into, self, buffer, nbytes, flags | self._io_dontwait
+        )
 
     if _c_recvmsg is not None:
 
         def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
-            return self._io_call(READ, flags, _c_recvmsg, self, bufsize, ancbufsize, flags)
+            return self._io_call(
+                READ, flags, _c_recvmsg, self, bufsize, ancbufsize, flags | self._io_dontwait
+            )
 
         def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
-            return self._io_call(READ, flags, _c_recvmsg_into, self, buffers, ancbufsize, flags)
+            return self._io_call(
+                READ, flags, _c_recvmsg_into, self, buffers, ancbufsize, flags | self._io_dontwait
+            )
 
     # -- sending -------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
-        return self._io_call(WRITE, flags, _c_send, self, data, flags)  # type: ignore[no-any-return]
+        return self._io_call(WRITE, flags, _c_send, self, data, flags | self._io_dontwait)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self._io_sendall(_c_send, self, data, flags)
+        self._io_sendall(_c_send, self, data, flags, self._io_dontwait)
 
     def sendto(self, *args: Any) -> int:
         if len(args) == 2:
@@ -159,17 +218,22 @@ class socket(_StdlibSocket, CooperativeIO):
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args)} given)")
         address = self._resolve(address)
-        return self._io_call(WRITE, flags, _c_sendto, self, data, flags, address)  # type: ignore[no-any-return]
+        return self._io_call(  # type: ignore[no-any-return]
+            WRITE, flags, _c_sendto, self, data, flags | self._io_dontwait, address
+        )
 
     if _c_sendmsg is not None:
 
         def sendmsg(
             self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None
         ) -> int:
+            call_flags = flags | self._io_dontwait
             if address is None:
-                return int(self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, flags))
+                return int(
+                    self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, call_flags)
+                )
             return int(
-                self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, flags, address)
+                self._io_call(WRITE, flags, _c_sendmsg, self, buffers, ancdata, call_flags, address)
             )
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
@@ -180,7 +244,7 @@ class socket(_StdlibSocket, CooperativeIO):
             sent: int = self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined]
             return sent
 
-    def _gp_sendfile(self, file: Any, offset: int, count: int | None) -> int:
+    def _gp_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         if not hasattr(os, "sendfile"):
             raise _stdlib._GiveupOnSendfile("os.sendfile() not available")  # type: ignore[attr-defined]
         self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
@@ -208,7 +272,7 @@ class socket(_StdlibSocket, CooperativeIO):
                     if blocksize <= 0:
                         break
                 try:
-                    sent = os.sendfile(sock_fd, file_fd, offset, blocksize)
+                    sent = self._nonblocking_call(os.sendfile, sock_fd, file_fd, offset, blocksize)
                 except BlockingIOError:
                     self._io_wait(WRITE, deadline)
                     continue
@@ -225,6 +289,11 @@ class socket(_StdlibSocket, CooperativeIO):
         finally:
             if total_sent > 0 and hasattr(file, "seek"):
                 file.seek(offset)
+
+    # The stdlib's, called by name by code and tests, would make a blocking
+    # os.sendfile call on a blocking descriptor: the whole file with the
+    # thread stopped.
+    _sendfile_use_sendfile = _gp_sendfile
 
     # -- connecting and accepting ------------------------------------------------
     def _resolve(self, address: Any) -> Any:
@@ -262,7 +331,7 @@ class socket(_StdlibSocket, CooperativeIO):
     def _connect(self, address: Any) -> int:
         address = self._resolve(address)
         timeout = self._io_timeout
-        error = _c_connect_ex(self, address)
+        error = self._nonblocking_call(_c_connect_ex, self, address)
         if error == 0 or error == errno.EISCONN:
             return 0
         if error not in _CONNECT_PENDING or timeout == 0.0:
@@ -277,14 +346,14 @@ class socket(_StdlibSocket, CooperativeIO):
                 continue  # spurious wake-up
             if error == 0 and self.family == getattr(_stdlib, "AF_UNIX", -1):
                 # A full unix listen backlog answers EAGAIN; retry the connect.
-                error = _c_connect_ex(self, address)
+                error = self._nonblocking_call(_c_connect_ex, self, address)
                 if error in _CONNECT_PENDING:
                     continue
                 return 0 if error in (0, errno.EISCONN) else error
             return int(error)
 
     def accept(self) -> tuple[socket, Any]:
-        fd, address = self._io_call(READ, 0, _c_accept, self)
+        fd, address = self._io_call(READ, 0, self._nonblocking_call, _c_accept, self)
         sock = socket(self.family, self.type, self.proto, fileno=fd)
         # As the stdlib: a listening socket with a timeout hands out blocking
         # sockets unless a default timeout is set.
@@ -327,7 +396,6 @@ def _is_numeric_host(host: str) -> bool:
     return False
 
 
-_T = TypeVar("_T")
 _STDLIB_ORIGINALS = {"socket": _StdlibSocket, "getaddrinfo": _stdlib.getaddrinfo}
 
 

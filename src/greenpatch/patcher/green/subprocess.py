@@ -15,11 +15,15 @@ Design
 * ``_internal_poll`` (``poll()``, ``__del__``) asks the green ``waitpid`` too: the
   stdlib's binds the original ``os.waitpid`` at import, which answers ECHILD --
   and so ``returncode = 0`` -- for a child libev already reaped.
-* The pipe file objects are rebuilt over a raw layer that keeps the descriptor
-  non-blocking and waits on the hub (``p.stdout.readline()``, ``for line in
-  p.stdout``, ``p.stdin.write`` are cooperative), with the same buffering and
-  text settings.  That also covers ``communicate()``'s single-pipe fast path,
-  which calls ``stdout.read()``.
+* The pipe file objects are rebuilt over a raw layer that waits on the hub
+  until the descriptor is ready before each read or write
+  (``p.stdout.readline()``, ``for line in p.stdout``, ``p.stdin.write`` are
+  cooperative), with the same buffering and text settings.  That also covers
+  ``communicate()``'s single-pipe fast path, which calls ``stdout.read()``.
+  The descriptors keep the stdlib's blocking mode: a pipe end is often handed
+  on (``Popen(..., stdin=p1.stdout)``) and ``O_NONBLOCK`` would travel with it
+  to the other process, whose reads would then fail with ``EAGAIN`` (see
+  ``_fdio`` for how the calls avoid blocking without it).
 * ``communicate`` with several pipes or a timeout is the stdlib's own
   ``_communicate`` (resumable after ``TimeoutExpired``, with partial output in
   the exception), made cooperative by patching ``subprocess._PopenSelector`` --
@@ -29,8 +33,10 @@ Design
   module's globals that answers ``_PopenSelector`` with ``HubSelector``, so it
   never blocks the thread either (the copy is made per call: it never goes
   stale, and a few microseconds are nothing beside a child process).  It reads and
-  writes the descriptors itself after the selector said they are ready, as a
-  blocking descriptor expects, so they are made blocking for that call.
+  writes the descriptors itself after the selector said they are ready.
+* The exit status is read through ``os.waitpid`` as the module ``os`` has it
+  at call time (the green one after ``patch_all``; a test's or a debugger's
+  replacement is honoured), the green one when ``os`` is not patched.
 
 ``run``, ``call``, ``check_call``, ``check_output``, ``getoutput`` are the stdlib's:
 they look ``Popen`` up in the ``subprocess`` module at call time.
@@ -54,6 +60,7 @@ from typing import Any
 
 from greenpatch.hub.hub import get_hub_if_exists
 from greenpatch.hub.io import cancel_fd_waits, wait_read, wait_write
+from greenpatch.patcher.green import _fdio
 from greenpatch.patcher.green import os as _gos
 from greenpatch.patcher.green.selectors import HubSelector
 
@@ -67,15 +74,15 @@ TimeoutExpired = _stdlib.TimeoutExpired
 class _CooperativePipe(io.RawIOBase):
     """A raw pipe end that waits on the hub instead of blocking the thread.
 
-    Wraps (and owns) the ``FileIO`` the stdlib opened, whose ``readinto``/``write``
-    return None when a non-blocking descriptor would block.
+    Wraps (and owns) the ``FileIO`` the stdlib opened.  Each read or write
+    waits until the descriptor is ready first (``_fdio``); the ``FileIO``
+    returns None if the descriptor was made non-blocking and would block.
     """
 
     def __init__(self, raw: io.FileIO) -> None:
         super().__init__()
         self._raw = raw
         self._fd = raw.fileno()
-        os.set_blocking(self._fd, False)
 
     @property
     def name(self) -> Any:
@@ -99,6 +106,7 @@ class _CooperativePipe(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while True:
+            _fdio.until_ready(self._fd, _fdio.POLLIN)
             count = self._raw.readinto(buffer)
             if count is not None:
                 return count
@@ -111,7 +119,9 @@ class _CooperativePipe(io.RawIOBase):
             total = len(byte_view)
             written = 0
             while written < total:
-                count = self._raw.write(byte_view[written:])
+                _fdio.until_ready(self._fd, _fdio.POLLOUT)
+                # At most PIPE_BUF bytes: what a writable pipe takes without blocking.
+                count = self._raw.write(byte_view[written : written + _fdio.PIPE_BUF])
                 if count is None:
                     wait_write(self._fd)
                 else:
@@ -188,7 +198,7 @@ class Popen(_stdlib.Popen):  # type: ignore[type-arg]
             if self.returncode is not None:
                 return True
             try:
-                pid, status = _gos.waitpid(self.pid, _gos.WNOHANG)
+                pid, status = _waitpid()(self.pid, _gos.WNOHANG)
             except ChildProcessError:
                 # As the stdlib's _try_wait: reaped by someone else (or SIGCHLD
                 # ignored); the status is lost.
@@ -244,25 +254,16 @@ class Popen(_stdlib.Popen):  # type: ignore[type-arg]
 
     # -- communicating -------------------------------------------------------------
     def _communicate(self, input: Any, endtime: float | None, orig_timeout: float | None) -> Any:
-        if self.stdin and not self._communication_started:  # type: ignore[attr-defined]
-            # The stdlib flushes first thing, on a blocking descriptor; flush
-            # here, cooperatively, so that its flush finds nothing to write.
-            try:
-                self.stdin.flush()
-            except BrokenPipeError:
-                pass
-        streams = [s for s in (self.stdin, self.stdout, self.stderr) if s and not s.closed]
-        for stream in streams:
-            os.set_blocking(stream.fileno(), True)
-        try:
-            if getattr(_stdlib, "_PopenSelector", None) is HubSelector:
-                return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
-            return _communicate_on_the_hub()(self, input, endtime, orig_timeout)
-        finally:
-            for stream in streams:
-                # Only streams still open: a closed one's number may be reused.
-                if not stream.closed:
-                    os.set_blocking(stream.fileno(), False)
+        # The stdlib's own (its first flush goes through our cooperative pipe).
+        if getattr(_stdlib, "_PopenSelector", None) is HubSelector:
+            return super()._communicate(input, endtime, orig_timeout)  # type: ignore[misc]
+        return _communicate_on_the_hub()(self, input, endtime, orig_timeout)
+
+
+def _waitpid() -> Any:
+    """``os.waitpid`` as ``os`` has it now, or the green one in place of the original."""
+    current = os.waitpid
+    return _gos.waitpid if current is _gos._real_waitpid else current
 
 
 def _communicate_on_the_hub() -> Any:

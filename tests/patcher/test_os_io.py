@@ -1,0 +1,169 @@
+"""Green ``os.read``/``os.write``/``readv``/``writev``: pipes, FIFOs and sockets block
+only the calling greenlet, regular files and non-blocking descriptors behave as the
+stdlib's.  Each script runs in a fresh patched interpreter."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tests.patcher._interpreter import run_script
+
+PRELUDE = """
+import greenpatch
+greenpatch.patch_all()
+import os, sys, threading, time
+import greenpatch as gp
+"""
+
+
+def run_patched(code: str) -> str:
+    return run_script(PRELUDE + textwrap.dedent(code))
+
+
+def test_a_multiprocessing_queue_get_in_a_thread_lets_the_feeder_run():
+    out = run_patched(
+        """
+        import multiprocessing
+        queue = multiprocessing.Queue()
+        got = []
+        # No timeout: get() goes straight to os.read on the queue's pipe.
+        reader = threading.Thread(target=lambda: got.append(queue.get()))
+        reader.start()
+        queue.put(1)
+        reader.join(30)
+        print(got, reader.is_alive())
+        """
+    )
+    assert out == "[1] False"
+
+
+def test_a_thread_blocked_in_os_read_on_a_pipe_lets_the_writer_thread_run():
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        got = []
+        reader = threading.Thread(target=lambda: got.append(os.read(r, 100)))
+        reader.start()
+        writer = threading.Thread(target=lambda: os.write(w, b"hello"))
+        writer.start()
+        reader.join(30); writer.join(30)
+        print(got, os.get_blocking(r), os.get_blocking(w))
+        """
+    )
+    assert out == "[b'hello'] True True"
+
+
+def test_a_large_write_to_a_pipe_is_whole_and_lets_the_reader_run():
+    # More than a pipe holds: a blocking write would wait for the reader,
+    # which is a greenlet of the same thread.
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        size = 1 << 21
+        chunks = []
+        def reader():
+            while True:
+                data = os.read(r, 65536)
+                if not data:
+                    return
+                chunks.append(data)
+        job = gp.spawn(reader)
+        written = os.write(w, b"z" * size)
+        vectored = os.writev(w, [b"a" * 100000, b"b" * 100000])
+        os.close(w)
+        job.join()
+        data = b"".join(chunks)
+        print(written, vectored, len(data), data.count(b"z"), data[-1:])
+        """
+    )
+    assert out == f"{1 << 21} 200000 {(1 << 21) + 200000} {1 << 21} b'b'"
+
+
+def test_readv_waits_on_the_hub():
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        gp.spawn_later(0.05, os.write, w, b"abcdef")
+        first, second = bytearray(2), bytearray(10)
+        print(os.readv(r, [first, second]), bytes(first), bytes(second[:4]))
+        """
+    )
+    assert out == "6 b'ab' b'cdef'"
+
+
+def test_a_fifo_read_and_write_between_greenlets():
+    out = run_patched(
+        """
+        import tempfile
+        path = os.path.join(tempfile.mkdtemp(), "fifo")
+        os.mkfifo(path)
+        got = []
+        def reader():
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # no wait for a writer
+            os.set_blocking(fd, True)
+            got.append(os.read(fd, 100))
+            os.close(fd)
+        job = gp.spawn(reader)
+        gp.sleep(0.02)
+        fd = os.open(path, os.O_WRONLY)
+        os.write(fd, b"through the fifo")
+        job.join(30)
+        os.close(fd)
+        print(got)
+        """
+    )
+    assert out == "[b'through the fifo']"
+
+
+def test_a_non_blocking_descriptor_raises_as_in_the_stdlib():
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        try:
+            os.read(r, 10)
+        except BlockingIOError:
+            print("read: would block")
+        os.set_blocking(w, False)
+        written = 0
+        try:
+            while True:
+                written += os.write(w, b"x" * 65536)
+        except BlockingIOError:
+            print("write: would block", written > 0)
+        """
+    )
+    assert out == "read: would block\nwrite: would block True"
+
+
+def test_regular_files_read_and_write_in_one_call():
+    out = run_patched(
+        """
+        import tempfile
+        with tempfile.TemporaryFile() as f:
+            fd = f.fileno()
+            print(os.write(fd, b"q" * 1000000))
+            os.lseek(fd, 0, 0)
+            print(len(os.read(fd, 2000000)), os.read(fd, 10))
+        """
+    )
+    assert out == "1000000\n1000000 b''"
+
+
+def test_errors_are_the_stdlib_ones():
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        os.close(r)
+        for call in (lambda: os.read(r, 1), lambda: os.write(r, b"x")):
+            try:
+                call()
+            except OSError as exc:
+                print(type(exc).__name__, exc.errno == __import__("errno").EBADF)
+        try:
+            os.write(w, b"x")
+        except BrokenPipeError:
+            print("BrokenPipeError")
+        """
+    )
+    assert out == "OSError True\nOSError True\nBrokenPipeError"
