@@ -18,6 +18,7 @@ import sysconfig
 import threading
 from collections.abc import Iterable
 
+from greenpatch.patcher.peers import PEER_PACKAGES
 from greenpatch.patcher.registry import PatchSpec, Registry
 
 __all__ = ["GreenpatchWarning", "late_patch_problems"]
@@ -70,6 +71,8 @@ def _holders(
             or module_name in targets
             or module_name.startswith(("greenpatch", "_"))
             or module_name == "__main__"
+            # Another green library keeps the originals on purpose (patcher/peers.py).
+            or module_name.partition(".")[0] in PEER_PACKAGES
         ):
             continue
         namespace = getattr(module, "__dict__", None)
