@@ -408,3 +408,68 @@ def test_a_raising_handler_interrupts_blocking_waits_and_the_hub_goes_on():
         """
     )
     assert out == "ok"
+
+
+def test_a_greenlet_other_than_main_is_never_interrupted_by_a_handler():
+    out = run_patched(
+        """
+        class Boom(Exception):
+            pass
+        where = []
+        def handler(signum, frame):
+            where.append(greenlet.getcurrent())
+            raise Boom
+        signal.signal(signal.SIGUSR1, handler)
+        task_saw = []
+        def task():
+            os.kill(os.getpid(), signal.SIGUSR1)   # delivered before kill returns
+            for _ in range(1000):                  # bytecodes: CPython checks its flag
+                pass
+            task_saw.append(list(where))           # not run inside this task
+            time.sleep(0)                          # it runs once the task yields
+            task_saw.append("finished")
+        glet = spawn(task)
+        boom = False
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        except Boom:
+            boom = True                            # what it raised went to main
+        assert boom, "no Boom"
+        glet.join()
+        assert task_saw == [[], "finished"], task_saw
+        assert where and where[0] is not glet and where[0] is not greenlet.getcurrent()
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
+def test_a_signal_taken_by_another_thread_wakes_the_hub_of_a_forked_child():
+    out = run_patched(
+        """
+        class Alarm(Exception):
+            pass
+        def on_alarm(signum, frame):
+            raise Alarm
+        signal.signal(signal.SIGALRM, on_alarm)
+        time.sleep(0.001)                          # the hub exists before the fork
+        pid = os.fork()
+        a, b = socket.socketpair()
+        def worker():
+            own = greenpatch.original("_thread", "get_ident")()
+            signal.pthread_kill(own, signal.SIGALRM)
+        greenpatch.original("_thread", "start_new_thread")(worker, ())
+        try:
+            a.recv(1)                              # only the wake-up can end it
+        except Alarm:
+            pass
+        if pid == 0:
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        print("ok")
+        """
+    )
+    assert out == "ok"
