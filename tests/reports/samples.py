@@ -271,6 +271,42 @@ def partial_result() -> Result:
     )
 
 
+def unmeasured_result() -> Result:
+    """requests on 3.13: every test passes, but the manifest has no probe."""
+    return _result(
+        "requests",
+        "2.32.3",
+        "3.13.1",
+        modes=_modes({"passed": 2}, {"passed": 2}),
+        tests=[
+            _passed("tests/test_requests.py::TestRequests::test_get"),
+            _passed("tests/test_utils.py::test_super_len"),
+        ],
+        cooperation="not_measured",
+        cooperation_reason="the manifest has no [probe]",
+    )
+
+
+def plain_only_result() -> Result:
+    """requests on 3.11 run with --only plain: every test passed plain, none was compared."""
+    return _result(
+        "requests",
+        "2.32.3",
+        "3.11.7",
+        modes=_modes({"passed": 1}, None),
+        tests=[
+            TestVerdict(
+                nodeid="tests/test_requests.py::TestRequests::test_get",
+                verdict="passed",
+                plain="passed",
+                patched=None,
+            )
+        ],
+        cooperation="not_measured",
+        cooperation_reason="--only plain: the probe runs with the patched run",
+    )
+
+
 def empty_result() -> Result:
     """A result with nothing in it: no modes, no tests (a harness bug or a hand edit)."""
     return _result("requests", "2.31.0", "3.11.7", environment={}, notes=[], reproduce="")
@@ -338,8 +374,10 @@ def hostile_result() -> Result:
 
 def golden_matrix() -> Matrix:
     """The matrix behind tests/reports/golden/summary.md: every section appears."""
+    # With a result whose cooperation was not measured: its cell must differ from a pass.
     entries = [
-        Entry(r, f"reports/{r.suite}-{r.version}-py{r.python[:4]}.json") for r in matrix_results()
+        Entry(r, f"reports/{r.suite}-{r.version}-py{r.python[:4]}.json")
+        for r in [*matrix_results(), unmeasured_result()]
     ]
     stale = passing_result()
     stale.finished_at = "2026-11-19T08:00:00+00:00"

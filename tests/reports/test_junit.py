@@ -143,6 +143,10 @@ def test_result_properties_are_recorded(xml: JUnitXml) -> None:
 
 def test_a_result_without_tests_is_an_error_not_a_green_suite(tmp_path: Path) -> None:
     [suite] = list(_parse(merge([Entry(samples.empty_result())]), tmp_path))
-    [case] = list(suite)
+    [case, probe] = list(suite)
     assert case.name == "(greenpatch) suite ran to completion"
     assert _kinds(case) == [Error] and case.result[0].type == "no tests"
+    # No probe ran: the probe case says so rather than being left out.
+    assert probe.name == "(greenpatch) cooperation probe"
+    assert _kinds(probe) == [Skipped]
+    assert "cooperation not measured" in probe.result[0].message

@@ -31,10 +31,10 @@ from greenpatch.reports.summary import (
     NOTABLE_VERDICTS,
     CellVerdict,
     cell_verdict,
+    cooperation_text,
     error_excerpt,
     format_stack,
     outcome_change,
-    probe_text,
     result_title,
     visible,
 )
@@ -42,7 +42,9 @@ from greenpatch.reports.summary import (
 __all__ = ["render_html"]
 
 _LEGEND = {
-    "pass": "no regression",
+    "pass": "no regression, and the probe shows the library yielding to the loop",
+    "unmeasured": "no regression; cooperation not measured (no probe, or the probe failed)",
+    "incomplete": "incomplete or not compared (one run only): nothing proven, not a pass",
     "regression": "regressions: pass plain, fail patched, confirmed by a re-run",
     "blocking": "no regression, but the cooperation probe shows the library blocking the loop",
     "not-run": "not run (no server, no source, or no test collected)",
@@ -100,7 +102,10 @@ class ResultView:
     regressions: list[TestView]
     notable: list[TestView]
     hot_spots: list[SpotView]
-    probe: str | None
+    #: The probe's outcome, or "cooperation not measured: <why>": always shown.
+    cooperation: str
+    #: Which tree was tested: "path /x/lib (sha256:...)", or "" when unknown.
+    tree: str
     environment: list[tuple[str, str]]
 
 
@@ -193,9 +198,18 @@ def _result_view(index: int, entry: Entry) -> ResultView:
         regressions=[_test_view(test) for test in result.regressions()],
         notable=[_test_view(t) for t in result.tests if t.verdict in NOTABLE_VERDICTS],
         hot_spots=[_spot_view(spot) for spot in result.hot_spots],
-        probe=probe_text(result.probe) if result.probe else None,
+        cooperation=cooperation_text(result),
+        tree=_tree(result),
         environment=sorted(result.environment.items(), key=lambda item: item[0].lower()),
     )
+
+
+def _tree(result: Result) -> str:
+    source = result.source or {}
+    if not source:
+        return ""
+    text = f"{source.get('kind', '?')} {source.get('location', '?')}"
+    return text + (f" ({source['digest']})" if source.get("digest") else "")
 
 
 def _chart(views: list[ResultView]) -> Chart:
@@ -290,7 +304,9 @@ def render_html(matrix: Matrix) -> str:
         views=ordered,
         chart=_chart(ordered),
         legend=[(kind, _LEGEND[kind]) for kind in CELL_KINDS if kind in kinds],
-        any_incomplete=any(view.verdict.incomplete for view in ordered),
+        any_incomplete_mark=any(
+            view.verdict.incomplete and view.verdict.kind != "incomplete" for view in ordered
+        ),
         regression_count=sum(len(view.regressions) for view in ordered),
         greenpatch_versions=sorted({view.result.greenpatch_version for view in ordered}),
     )

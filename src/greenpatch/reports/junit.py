@@ -17,8 +17,14 @@ needs_network                      with the reason
 
 Two more test cases per result carry what is not a library test, so that a CI
 shows it beside the rest: ``(greenpatch) suite ran to completion`` (an error
-when the suite did not run or was cut short) and, when the suite has one,
-``(greenpatch) cooperation probe`` (a failure when the library blocked the loop).
+when the suite did not run, was cut short, or ran one mode only) and
+``(greenpatch) cooperation probe`` (a failure when the library blocked the loop,
+an error when the probe failed, skipped with "cooperation not measured" when no
+probe ran -- always there, so that a missing probe is never a silent pass).
+
+In a result that did not compare both runs to the end (cut short, or one mode
+only), a test is never reported as passed: what passed is ``<skipped>`` with
+"not compared", since the other run never judged it.
 
 ``classname`` is ``<suite>-<version>-py<X.Y>`` with dots made underscores --
 CIs split class names at dots into packages -- and ``name`` is the pytest node
@@ -36,11 +42,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from greenpatch.reports.merge import Entry, Matrix
-from greenpatch.reports.model import Result, TestVerdict
+from greenpatch.reports.model import MODES, Result, TestVerdict
 from greenpatch.reports.summary import (
+    cooperation_of,
+    cooperation_text,
     error_excerpt,
     outcome_change,
-    probe_text,
     result_title,
     visible,
 )
@@ -72,7 +79,7 @@ def _seconds(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
 
 
-def _testcase(parent: ET.Element, classname: str, test: TestVerdict) -> ET.Element:
+def _testcase(parent: ET.Element, classname: str, test: TestVerdict, compared: bool) -> ET.Element:
     duration = test.duration_patched if test.duration_patched is not None else test.duration_plain
     case = _element(parent, "testcase", classname=classname, name=test.nodeid)
     case.set("time", _seconds(duration))
@@ -103,6 +110,12 @@ def _testcase(parent: ET.Element, classname: str, test: TestVerdict) -> ET.Eleme
         else:
             message = f"{why}: {test.reason}" if test.reason else why
         _element(case, "skipped", message=f"{message} ({change})"[:2000])
+    elif not compared and test.verdict in _PASSING:
+        # Plain passed and the patched run never got to it (or was never asked
+        # for): a green test case here would be a claim nobody checked.
+        _element(
+            case, "skipped", message=f"not compared: the result is partial or one-mode ({change})"
+        )
     elif test.verdict in ("fixed", "flaky"):
         _element(case, "system-out", f"{test.verdict}: {change}")
     return case
@@ -127,15 +140,24 @@ def _harness_cases(parent: ET.Element, classname: str, result: Result) -> None:
         _element(
             ran, "error", result.reproduce, type="no tests", message="the result lists no test"
         )
-    if result.probe:
-        probe = _element(
-            parent, "testcase", classname=classname, name=f"{_HARNESS} cooperation probe"
+    elif not result.compared():
+        missing = [m for m in MODES if m not in result.modes or not result.modes[m].ran]
+        _element(
+            ran,
+            "error",
+            result.reproduce,
+            type="not compared",
+            message=f"the {' and '.join(missing)} run did not happen: nothing was compared",
         )
-        probe.set("time", _seconds(float(result.probe.get("wall") or 0.0)))
-        if result.probe.get("error"):
-            _element(probe, "error", type="probe error", message=probe_text(result.probe))
-        elif not result.probe.get("cooperative"):
-            _element(probe, "failure", type="blocking", message=probe_text(result.probe))
+    probe = _element(parent, "testcase", classname=classname, name=f"{_HARNESS} cooperation probe")
+    probe.set("time", _seconds(float((result.probe or {}).get("wall") or 0.0)))
+    cooperation = cooperation_of(result)
+    if cooperation == "probe_error":
+        _element(probe, "error", type="probe error", message=cooperation_text(result))
+    elif cooperation == "blocking":
+        _element(probe, "failure", type="blocking", message=cooperation_text(result))
+    elif cooperation == "not_measured":
+        _element(probe, "skipped", message=cooperation_text(result))
 
 
 def _timestamp(text: str) -> str | None:
@@ -163,13 +185,17 @@ def _testsuite(parent: ET.Element, entry: Entry) -> dict[str, int]:
         ("python", result.python),
         ("platform", result.platform),
         ("greenpatch_version", result.greenpatch_version),
+        ("greenpatch_path", result.greenpatch_path),
+        ("cooperation", cooperation_of(result)),
+        ("tested_tree", " ".join((result.source or {}).values())),
         ("incomplete", "true" if result.incomplete else "false"),
         ("reproduce", result.reproduce),
         ("result_file", entry.source),
     ):
         _element(properties, "property", name=name, value=value)
+    compared = result.compared()
     for test in result.tests:
-        _testcase(suite, classname, test)
+        _testcase(suite, classname, test, compared)
     _harness_cases(suite, classname, result)
     out = [_hot_spot_line(spot) for spot in result.hot_spots]
     if out:

@@ -25,6 +25,8 @@ from greenpatch.reports.model import TestVerdict
 from greenpatch.reports.summary import (
     CELL_KINDS,
     cell_verdict,
+    cooperation_of,
+    cooperation_text,
     error_line,
     outcome_change,
     result_title,
@@ -39,12 +41,23 @@ COLLAPSE_AFTER = 5
 #: Rows listed per section before "... and N more"; lowered until the comment fits.
 _ROW_CAPS = (50, 20, 5)
 
-ICONS = {"pass": "✅", "regression": "❌", "blocking": "🐢", "not-run": "⏹️"}
 INCOMPLETE_ICON = "⚠️"
+# ☑️, not ✅, for "no regression but cooperation not measured": a reader takes
+# ✅ to mean "works and cooperates", and a suite without a probe only shows the first.
+ICONS = {
+    "pass": "✅",
+    "unmeasured": "☑️",
+    "regression": "❌",
+    "blocking": "🐢",
+    "incomplete": INCOMPLETE_ICON,
+    "not-run": "⏹️",
+}
 _LEGEND = {
-    "pass": "no regression",
+    "pass": "no regression, and the probe shows the library yielding to the loop",
+    "unmeasured": "no regression; cooperation not measured (no probe, or the probe failed)",
     "regression": "regressions (pass plain, fail patched, confirmed by a re-run)",
     "blocking": "no regression, but the probe shows the library blocking the loop",
+    "incomplete": "incomplete or not compared: nothing is proven, not a pass",
     "not-run": "not run",
 }
 
@@ -96,12 +109,22 @@ def _headline(matrix: Matrix) -> str:
             f"{_plural(len(entries), 'result')}"
         )
     else:
-        line = f"**No regression** in {_plural(len(entries), 'result')}"
+        # Only results that compared both runs to the end can be "no regression":
+        # an incomplete or one-mode result found nothing, it proved nothing.
+        compared = sum(1 for v in verdicts if v.kind in ("pass", "unmeasured", "blocking"))
+        if compared:
+            line = f"**No regression** in {compared} of {_plural(len(entries), 'result')}"
+        else:
+            line = f"**Nothing compared** in {_plural(len(entries), 'result')}"
     extra = []
-    for kind in ("blocking", "not-run"):
+    for kind, words in (
+        ("blocking", "blocking"),
+        ("unmeasured", "cooperation not measured"),
+        ("not-run", "not run"),
+    ):
         count = sum(1 for verdict in verdicts if verdict.kind == kind)
         if count:
-            extra.append(f"{count} {kind.replace('-', ' ')}")
+            extra.append(f"{count} {words}")
     incomplete = sum(1 for verdict in verdicts if verdict.incomplete)
     if incomplete:
         extra.append(f"{incomplete} incomplete")
@@ -115,7 +138,7 @@ def _cell(entry: Entry | None) -> str:
         return "—"
     verdict = cell_verdict(entry.result)
     text = f"{ICONS[verdict.kind]} {verdict.label}"
-    if verdict.incomplete:
+    if verdict.incomplete and verdict.kind != "incomplete":
         text += f" {INCOMPLETE_ICON} incomplete"
     return text
 
@@ -133,7 +156,10 @@ def _matrix_table(matrix: Matrix) -> list[str]:
         lines.append(f"| {md_text(suite)} | {md_text(version)} | " + " | ".join(cells) + " |")
     used = {cell_verdict(entry.result).kind for entry in matrix.entries}
     legend = [f"{ICONS[kind]} {_LEGEND[kind]}" for kind in CELL_KINDS if kind in used]
-    if any(cell_verdict(entry.result).incomplete for entry in matrix.entries):
+    if any(
+        verdict.incomplete and verdict.kind != "incomplete"
+        for verdict in (cell_verdict(entry.result) for entry in matrix.entries)
+    ):
         legend.append(f"{INCOMPLETE_ICON} incomplete: the run was cut short, counts are partial")
     return [*lines, "", "<sub>" + " · ".join(legend) + "</sub>"]
 
@@ -207,15 +233,30 @@ def _unfinished(matrix: Matrix, cap: int) -> list[str]:
             why = md_code(verdict.detail, in_table=False)
             rows.append(f"- {ICONS['not-run']} {md_text(result_title(result))}: {why}")
         elif verdict.incomplete:
-            rows.append(
-                f"- {INCOMPLETE_ICON} {md_text(result_title(result))}: incomplete "
-                "(interrupted or out of time); the counts are partial"
+            why = (
+                verdict.detail
+                if verdict.kind == "incomplete"
+                else "the run was cut short; the counts are partial"
             )
+            rows.append(f"- {INCOMPLETE_ICON} {md_text(result_title(result))}: {md_text(why)}")
         else:
             continue
         if result.reproduce:
             rows[-1] += f" — re-run: {md_code(result.reproduce, in_table=False)}"
     return _section("Not run or incomplete", rows, len(rows), cap, [])
+
+
+def _unmeasured(matrix: Matrix, cap: int) -> list[str]:
+    """Every result whose cooperation was not measured, with why: the matrix
+    cell says it only for results that are otherwise a pass."""
+    rows = [
+        f"- {md_text(result_title(entry.result))}: {md_code(why, in_table=False)}"
+        for entry in matrix.entries
+        if cell_verdict(entry.result).kind != "not-run"
+        and cooperation_of(entry.result) in ("not_measured", "probe_error")
+        for why in [cooperation_text(entry.result)]
+    ]
+    return _section("Cooperation not measured", rows, len(rows), cap, [])
 
 
 def _notes(matrix: Matrix, cap: int) -> list[str]:
@@ -242,6 +283,7 @@ def _render(matrix: Matrix, cap: int) -> str:
         _regressions(matrix, cap),
         _hot_spots(matrix, cap),
         _unfinished(matrix, cap),
+        _unmeasured(matrix, cap),
         _notes(matrix, cap),
         _problems(matrix, cap),
         _footer(matrix),

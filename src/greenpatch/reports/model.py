@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "COOPERATION",
     "MODES",
     "OUTCOMES",
     "SCHEMA_VERSION",
@@ -29,6 +30,7 @@ __all__ = [
     "Result",
     "ResultError",
     "TestVerdict",
+    "judge_cooperation",
     "read_result",
     "write_result",
 ]
@@ -56,6 +58,21 @@ VERDICTS = (
     "needs_network",  # refused by the network guard (not loopback)
     "flaky",  # looked like a regression once, not on the re-run
 )
+
+#: What a result says about cooperation (``Result.cooperation``).  "not_measured"
+#: is a verdict of its own, written out, because a missing probe used to be a
+#: silent ``probe: null`` that every rendering showed as a plain pass: a reader
+#: takes a green cell to mean "works *and* yields to the loop".
+COOPERATION = ("cooperative", "blocking", "probe_error", "not_measured")
+
+
+def judge_cooperation(probe: dict[str, Any] | None) -> str:
+    """The ``COOPERATION`` value a probe's outcome stands for (None: no probe ran)."""
+    if not probe:
+        return "not_measured"
+    if probe.get("error"):
+        return "probe_error"
+    return "cooperative" if probe.get("cooperative") else "blocking"
 
 
 class ResultError(ValueError):
@@ -138,6 +155,20 @@ class Result:
     hot_spots: list[dict[str, Any]] = field(default_factory=list)
     #: The cooperation probe (concurrency, delay, factor, wall, cooperative, error, ...).
     probe: dict[str, Any] | None = None
+    #: One of COOPERATION: what the probe says, or "not_measured" when no probe
+    #: ran.  The terminal summary and every rendering read this, never ``probe``
+    #: alone.  Documents written before it existed get it from ``probe`` (from_dict).
+    cooperation: str = ""
+    #: Why cooperation was not measured ("the manifest has no [probe]", "--only plain").
+    cooperation_reason: str | None = None
+    #: The tree the tests (and, for a path library, the library) came from:
+    #: {"kind": sdist|path|vcs, "location": path or URL, "digest": content hash
+    #: of a local tree ("sha256:..."), ...}.  A path library is hashed so that a
+    #: result always says which state of the tree it judged.
+    source: dict[str, str] | None = None
+    #: Where the greenpatch under test was imported from in the suite's
+    #: environment (its package directory), as that environment reports it.
+    greenpatch_path: str = ""
     #: Distribution name -> installed version, in the environment the suite ran in.
     environment: dict[str, str] = field(default_factory=dict)
     #: The shell command that reproduces this result.
@@ -148,14 +179,28 @@ class Result:
         return [test for test in self.tests if test.verdict == "regression"]
 
     def count_verdicts(self) -> None:
-        """Recompute ``verdicts`` from ``tests``."""
+        """Recompute ``verdicts`` from ``tests`` (and, when nobody set it,
+        ``cooperation`` from ``probe``: this is the last step before writing)."""
+        if not self.cooperation:
+            self.cooperation = judge_cooperation(self.probe)
         counts: dict[str, int] = {}
         for test in self.tests:
             counts[test.verdict] = counts.get(test.verdict, 0) + 1
         self.verdicts = {name: counts[name] for name in VERDICTS if name in counts}
 
+    def compared(self) -> bool:
+        """Whether both runs happened and ran to their end: only then can a
+        test's "passed" mean "passes under the patch too"."""
+        return not self.incomplete and all(
+            mode in self.modes and self.modes[mode].ran for mode in MODES
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Never written empty: a Result made by hand (or by an older caller)
+        # still says whether cooperation was measured.
+        data["cooperation"] = self.cooperation or judge_cooperation(self.probe)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, path: str | os.PathLike[str] = "<result>") -> Result:
@@ -189,7 +234,12 @@ class Result:
                 raise ResultError(
                     path, f"tests[{index}].verdict {test.verdict!r} is not one of {VERDICTS}"
                 )
-        return cls(**values)
+        result = cls(**values)
+        if result.cooperation not in COOPERATION:
+            # Absent (a document from before the field) or unknown (a newer
+            # writer): decided from the probe, as that writer would have.
+            result.cooperation = judge_cooperation(result.probe)
+        return result
 
 
 # What each field's JSON value must be; the nested ones are checked by from_dict.

@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from greenpatch.reports.model import Result, TestVerdict
+from greenpatch.reports.model import COOPERATION, MODES, Result, TestVerdict, judge_cooperation
 
 __all__ = [
     "CELL_KINDS",
     "NOTABLE_VERDICTS",
     "CellVerdict",
     "cell_verdict",
+    "cooperation_of",
+    "cooperation_text",
     "error_excerpt",
     "error_line",
     "format_stack",
@@ -29,10 +31,18 @@ __all__ = [
     "visible",
 ]
 
-#: A matrix cell is one of these (legends list them in this order).  An
-#: incomplete run is a mark on top of its kind, not a kind: a partial run may
-#: already show regressions.
-CELL_KINDS = ("pass", "regression", "blocking", "not-run")
+#: A matrix cell is one of these (legends list them in this order).
+#:
+#: - "pass": no regression, both runs complete, and the probe says cooperative;
+#: - "unmeasured": no regression, but no probe ran (or it failed): it works,
+#:   whether it yields to the loop is not known -- never shown as a plain pass;
+#: - "incomplete": no regression *found*, but the comparison is partial (a run
+#:   cut short, or only one mode run): never shown as a pass;
+#: - "regression", "blocking", "not-run".
+#:
+#: A cut-short run that already shows regressions (or blocking) keeps that kind,
+#: with the incomplete mark on top: what it found stands.
+CELL_KINDS = ("pass", "unmeasured", "regression", "blocking", "incomplete", "not-run")
 
 #: Verdicts worth listing beside regressions (the others are passed/skipped).
 NOTABLE_VERDICTS = ("hung", "crashed", "flaky", "expected", "fixed", "needs_network")
@@ -74,7 +84,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def cell_verdict(result: Result) -> CellVerdict:
-    """The verdict of one cell: not run, regressions, blocking (probe), or pass."""
+    """The verdict of one cell: not run, regressions, blocking (probe), incomplete,
+    cooperation not measured, or pass."""
     incomplete = result.incomplete
     # "Not run" already says that nothing is complete: no second mark on it.
     if result.not_run_reason:
@@ -91,16 +102,55 @@ def cell_verdict(result: Result) -> CellVerdict:
             incomplete,
             "passes plain, fails patched (confirmed by a re-run)",
         )
-    probe = result.probe
-    if probe and not probe.get("error") and probe.get("cooperative") is False:
+    cooperation = cooperation_of(result)
+    if cooperation == "blocking":
         return CellVerdict(
             "blocking",
             "blocking",
             incomplete,
-            f"no regression, but the library did not yield to the loop: {probe_text(probe)}",
+            f"no regression, but the library did not yield to the loop: "
+            f"{probe_text(result.probe or {})}",
         )
     passed = sum(1 for test in result.tests if test.verdict == "passed")
-    return CellVerdict("pass", f"{passed} passed", incomplete, "no regression")
+    missing = [mode for mode in MODES if mode not in result.modes or not result.modes[mode].ran]
+    if missing or incomplete:
+        # Nothing here may read as a pass: "0 passed ⚠️ incomplete" used to be a
+        # green cell.  The count says how far it got, the kind says it is partial.
+        if missing:
+            ran = [mode for mode in MODES if mode not in missing]
+            label = f"not compared ({' and '.join(ran) or 'no'} run only)"
+            detail = f"the {' and '.join(missing)} run did not happen: nothing was compared"
+        else:
+            label = f"incomplete ({passed} passed so far)"
+            detail = "the run was cut short: the counts are partial, nothing is proven"
+        return CellVerdict("incomplete", label, True, detail)
+    if cooperation != "cooperative":
+        return CellVerdict(
+            "unmeasured",
+            f"{passed} passed, cooperation not measured",
+            False,
+            f"no regression; {cooperation_text(result)}",
+        )
+    return CellVerdict("pass", f"{passed} passed", False, "no regression, and the probe cooperates")
+
+
+def cooperation_of(result: Result) -> str:
+    """``result.cooperation``, or (a Result built by hand) what its probe says."""
+    return (
+        result.cooperation if result.cooperation in COOPERATION else judge_cooperation(result.probe)
+    )
+
+
+def cooperation_text(result: Result) -> str:
+    """One sentence on cooperation for every rendering: the probe's outcome, or
+    ``cooperation not measured: <why>``."""
+    cooperation = cooperation_of(result)
+    if cooperation == "not_measured":
+        why = result.cooperation_reason or "no cooperation probe ran"
+        return f"cooperation not measured: {why}"
+    if cooperation == "probe_error":
+        return f"cooperation not measured: {probe_text(result.probe or {})}"
+    return probe_text(result.probe or {})
 
 
 def result_title(result: Result) -> str:
