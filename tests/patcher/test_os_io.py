@@ -167,3 +167,19 @@ def test_errors_are_the_stdlib_ones():
         """
     )
     assert out == "OSError True\nOSError True\nBrokenPipeError"
+
+
+def test_a_call_the_descriptor_was_not_opened_for_fails_at_once():
+    # A pipe's read end is never writable: the stdlib's write fails with EBADF
+    # at once, and so must the green one (not wait for POLLOUT for ever).
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        for call in (lambda: os.write(r, b"x"), lambda: os.read(w, 1)):
+            try:
+                call()
+            except OSError as exc:
+                print(exc.errno == __import__("errno").EBADF)
+        """
+    )
+    assert out == "True\nTrue"

@@ -473,3 +473,30 @@ def test_a_signal_taken_by_another_thread_wakes_the_hub_of_a_forked_child():
         """
     )
     assert out == "ok"
+
+
+def test_a_sigint_taken_while_a_green_thread_runs_interrupts_the_main_greenlet():
+    # CPython raises KeyboardInterrupt in the main thread whichever thread
+    # runs; a green thread that ran when the signal was checked must not take
+    # it (and end with it, as a thread ends on an exception) while main goes on.
+    out = run_patched(
+        """
+        import threading
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever we inherited
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        def worker():
+            os.kill(os.getpid(), signal.SIGINT)
+            total = 0
+            for i in range(100000):
+                total += i
+        thread = threading.Thread(target=worker)
+        try:
+            thread.start()
+            thread.join()
+            time.sleep(5)
+            print("lost")
+        except KeyboardInterrupt:
+            print("main interrupted")
+        """
+    )
+    assert out == "main interrupted"

@@ -60,6 +60,7 @@ from typing import Any, Callable
 
 from greenpatch.hub.greenlet import spawn
 from greenpatch.hub.hub import Hub, get_hub
+from greenpatch.hub.loop import signal_wakes_default_loop
 from greenpatch.hub.watchers import SignalWatcher
 
 __all__ = ["SignalHandler", "signal_handler"]
@@ -104,6 +105,11 @@ class _SignalDispatcher:
             current = _getsignal(self.signum)
             if current is not None:
                 _set_signal(self.signum, current)
+                if callable(current):
+                    # A Python handler is back: so is the C wake-up in front of
+                    # CPython's handler (a hub blocked in the kernel must return
+                    # to Python to run it); the stop keeps it in place.
+                    signal_wakes_default_loop(self.signum)
                 self.watcher.keep_disposition = True
             self.watcher.close()  # without a Python handler to keep: SIG_DFL
         finally:

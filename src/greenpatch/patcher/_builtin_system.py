@@ -26,6 +26,14 @@ def _install_green_sslsocket(target: ModuleType, registry: Registry) -> None:
     green_ssl.install(target)
 
 
+def _take_over_sigint(target: ModuleType, registry: Registry) -> None:
+    """Route the default SIGINT handler through the green trampoline (see
+    ``green/signal.py``, ``take_over_sigint``)."""
+    from greenpatch.patcher.green import signal as green_signal
+
+    green_signal.take_over_sigint()
+
+
 SYSTEM_SPECS: tuple[PatchSpec, ...] = (
     PatchSpec(
         name="os",
@@ -65,6 +73,7 @@ SYSTEM_SPECS: tuple[PatchSpec, ...] = (
         target="signal",
         green=_GREEN + "signal",
         flag="signal",
+        after=_take_over_sigint,
         description=(
             "signal.signal handlers run between bytecodes as in CPython, in the main "
             "greenlet or, when the hub has the signal, in a greenlet of their own; "

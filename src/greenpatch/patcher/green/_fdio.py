@@ -37,6 +37,7 @@ cannot wait on itself.
 
 from __future__ import annotations
 
+import fcntl as _fcntl
 import os as _stdlib
 import select as _select
 import stat as _stat
@@ -53,13 +54,17 @@ _real_write: Any = original("os", "write")
 _real_readv: Any = getattr(_stdlib, "readv", None) and original("os", "readv")
 _real_writev: Any = getattr(_stdlib, "writev", None) and original("os", "writev")
 _real_poll: Any = original("select", "poll")
-_get_blocking = _stdlib.get_blocking
+_F_GETFL = _fcntl.F_GETFL
+_get_flags = _fcntl.fcntl
 _fstat = _stdlib.fstat
 
 POLLIN = _select.POLLIN
 POLLOUT = _select.POLLOUT
 #: The largest write a writable pipe takes whole without blocking.
 PIPE_BUF: int = getattr(_select, "PIPE_BUF", 512)
+#: Per direction, the access mode with which the call can never succeed (a
+#: write to a pipe's read end fails with EBADF; its POLLOUT never comes).
+_WRONG_MODE = {POLLIN: _stdlib.O_WRONLY, POLLOUT: _stdlib.O_RDONLY}
 
 
 def _ready_now(fd: int, mask: int) -> bool:
@@ -82,11 +87,14 @@ def until_ready(fd: int, mask: int) -> bool:
     """Wait cooperatively until ``fd`` is ready for ``mask``.
 
     Returns False when the caller should make the real call at once: the
-    descriptor is non-blocking (the caller wants ``EAGAIN``), or this is the
-    hub greenlet.
+    descriptor is non-blocking (the caller wants ``EAGAIN``) or open the other
+    way only (the call fails at once, as unpatched), or this is the hub greenlet.
     """
     while not _ready_now(fd, mask):
-        if _in_hub() or not _get_blocking(fd):
+        if _in_hub():
+            return False
+        flags = _get_flags(fd, _F_GETFL)  # a closed descriptor: poll said POLLNVAL
+        if flags & _stdlib.O_NONBLOCK or flags & _stdlib.O_ACCMODE == _WRONG_MODE[mask]:
             return False
         if mask == POLLIN:
             wait_read(fd)

@@ -18,7 +18,10 @@ The reasoning, and what was rejected, is in docs/patching-threads.md; in short:
   ``_ThreadHandle`` on 3.13 -- is released by a ``rawlink`` on the task, after
   all of its code (``threading``'s clean-up included) has run, as in CPython.
 * ``_local`` is per task, and a task's values go when the task ends.
-Kept as they are: ``stack_size``, ``TIMEOUT_MAX``, ``interrupt_main``, ``exit``
+``interrupt_main`` is the green ``signal``'s: it also wakes a hub blocked in
+the kernel, so the main greenlet's handler runs at once.
+
+Kept as they are: ``stack_size``, ``TIMEOUT_MAX``, ``exit``
 (it raises ``SystemExit``), ``get_native_id``, ``error``.
 """
 
@@ -37,6 +40,7 @@ from greenlet import greenlet as RawGreenlet
 from greenpatch.hub import Event, Greenlet, getcurrent_task
 from greenpatch.hub import Lock as _HubLock
 from greenpatch.hub import RLock as _HubRLock
+from greenpatch.patcher.green.signal import interrupt_main as interrupt_main
 
 __target__ = "_thread"
 
@@ -57,7 +61,7 @@ error = _stdlib.error
 TIMEOUT_MAX: float = _stdlib.TIMEOUT_MAX
 
 __implements__ = ["start_new_thread", "allocate_lock", "LockType", "RLock", "get_ident"]
-__implements__ += ["_local", "_count"]
+__implements__ += ["_local", "_count", "interrupt_main"]
 # Deprecated aliases and version-specific names: only those this Python has.
 __implements__ += [name for name in ("start_new", "allocate") if hasattr(_stdlib, name)]
 if _HAS_HANDLES:

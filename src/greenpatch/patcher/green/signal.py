@@ -107,7 +107,6 @@ def _dispatchable(signalnum: Any, handler: Any) -> bool:
     """Whether ``handler`` for ``signalnum`` goes through the trampoline (else: the real call)."""
     return (
         callable(handler)
-        and handler is not _stdlib.default_int_handler
         and isinstance(signalnum, int)
         and signalnum in _stdlib.valid_signals()
         and signalnum not in _REAL_ONLY
@@ -140,6 +139,21 @@ def signal(signalnum: int, handler: Handler) -> Handler:
     if previous_handler is not None:
         return previous_handler
     return real_previous
+
+
+def take_over_sigint() -> None:
+    """Put the default SIGINT handler behind the trampoline (the patch's ``after`` hook).
+
+    Installed by CPython itself, ``default_int_handler`` raises
+    ``KeyboardInterrupt`` in whichever greenlet runs when the signal is
+    checked: a green thread's, whose end the interrupt then is (as an
+    exception raised in a thread is), so a Ctrl-C could be lost.  Behind the
+    trampoline it is raised in the main greenlet, or thrown into it when the
+    hub or another greenlet had the signal -- where CPython raises it, in the
+    main thread.  ``getsignal`` still answers ``default_int_handler``.
+    """
+    if _in_main_thread() and _real_getsignal(_stdlib.SIGINT) is _stdlib.default_int_handler:
+        signal(_stdlib.SIGINT, _stdlib.default_int_handler)
 
 
 def getsignal(signalnum: int) -> Handler:

@@ -91,7 +91,9 @@ _getdefaulttimeout = _stdlib.getdefaulttimeout
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN}
 # The per-call "do not block" flag; where the platform has none, descriptors
 # stay non-blocking for good (the only way left to keep the hub running).
-_DONTWAIT: int = getattr(_stdlib, "MSG_DONTWAIT", 0)
+# A plain int: socket.MSG_DONTWAIT is an IntFlag member, and ``flags | member``
+# goes through enum's Python-level __or__ (a microsecond per call).
+_DONTWAIT: int = int(getattr(_stdlib, "MSG_DONTWAIT", 0))
 
 
 class socket(_StdlibSocket, CooperativeIO):
