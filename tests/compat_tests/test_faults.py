@@ -399,7 +399,7 @@ BUILDER = textwrap.dedent(
             time.sleep(0.02)
 
     if kind == "env":
-        def build(location, interpreter, wanted, no_deps):
+        def build(location, interpreter, wanted, no_deps, **options):
             # The real build installs from the index; this one makes a real
             # virtualenv without packages, and stops half-way when asked.
             log("build-start")

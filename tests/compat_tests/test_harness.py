@@ -38,7 +38,10 @@ def test_result_file_is_written_and_reads_back(outcome: tuple[Result, Path]) -> 
     assert path.name == f"tinylib-0.1-py{'.'.join(result.python.split('.')[:2])}.json"
     assert read_result(path) == result
     assert not result.incomplete
-    assert result.reproduce.startswith("greenpatch compat run ")
+    # The run used its own cache: the command says so, or a re-run builds elsewhere.
+    cache = result.reproduce.split()[0]
+    assert cache.startswith("GREENPATCH_CACHE_DIR=") and cache.endswith("/cache")
+    assert " greenpatch compat run " in result.reproduce
 
 
 def test_both_modes_ran_and_were_counted(outcome: tuple[Result, Path]) -> None:

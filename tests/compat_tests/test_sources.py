@@ -15,8 +15,8 @@ from greenpatch.compat_tests.environment import (
     find_interpreter,
     prepare_environment,
 )
-from greenpatch.compat_tests.manifest import load_manifest
-from greenpatch.compat_tests.sources import Source, SourceError, prepare_source, requirement
+from greenpatch.compat_tests.manifest import ManifestError, load_manifest
+from greenpatch.compat_tests.sources import Source, prepare_source, requirement
 
 from .conftest import TINYLIB, write_manifest
 
@@ -39,8 +39,9 @@ def test_path_source_is_used_in_place() -> None:
 def test_missing_path_source_is_a_clear_error(tmp_path: Path, tinylib_manifest_text: str) -> None:
     text = tinylib_manifest_text.replace('path = "."', 'path = "gone"')
     (tmp_path / "m.toml").write_text(text)
-    with pytest.raises(SourceError, match="is not a directory"):
-        prepare_source(load_manifest(tmp_path / "m.toml"), None, tmp_path)
+    # Found when the manifest is read (a usage error, exit 2), before any work.
+    with pytest.raises(ManifestError, match=r"\[source.path\]: .*gone does not exist"):
+        load_manifest(tmp_path / "m.toml")
 
 
 def test_cached_sdist_is_reused_without_the_index(

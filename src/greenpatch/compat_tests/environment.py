@@ -12,6 +12,24 @@ file) when the checkout has its extension built: the harness must test the code
 in the tree now, not a copy frozen when the environment was cached.  Otherwise
 (an installed greenpatch, or an unbuilt checkout) it is installed with pip.
 
+The link is part of the environment's identity: the checkout's path is in the
+cache key and the ``.pth`` is written while the environment is built, before
+its stamp, and never rewritten.  Two checkouts sharing a cache therefore get
+two environments.  (The first design re-pointed one shared environment's link
+at whichever checkout ran last: a run from checkout A could start its patched
+pytest after a run from checkout B had re-pointed it, and test B's greenpatch.
+Rejected too: PYTHONPATH in the runs' environment -- a suite that starts
+subprocesses with a clean environment would lose it.)
+
+A library given by path is installed from the tree as it is now: the tree's
+content digest (``sources.tree_digest``) is in the key, so an edited tree gets
+an environment of its own instead of the copy installed the first time.
+Rejected: an editable install (compiled extensions and the installed version
+go stale, and a src-less layout is imported from the tree anyway), and
+reinstalling into the cached environment (a run sharing it would see the
+library change under it).  The price: one environment per state of the tree;
+``uv`` makes that cheap, and old ones can be deleted from the cache at will.
+
 ``environment = "current"`` in a manifest, or ``--python /path/to/python``,
 runs in an existing environment as it is (the harness's own tests do this, so
 that they need no network and build nothing).
@@ -22,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,9 +68,13 @@ __all__ = [
 _STAMP = ".greenpatch-env.json"
 #: greenpatch's own run-time dependencies, for a linked (not installed) checkout.
 _GREENPATCH_DEPENDENCIES = ("greenlet>=3.0", "cffi>=1.15")
+# Also where greenpatch is imported from in that environment: the result
+# records the greenpatch actually under test, as the environment sees it.
 _LIST_PACKAGES = (
-    "import importlib.metadata as m, json, platform\n"
-    "print(json.dumps({'python': platform.python_version(), 'packages': "
+    "import importlib.metadata as m, importlib.util as u, json, os, platform\n"
+    "s = u.find_spec('greenpatch')\n"
+    "g = os.path.dirname(s.origin) if s and s.origin else ''\n"
+    "print(json.dumps({'python': platform.python_version(), 'greenpatch': g, 'packages': "
     "{d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}}))"
 )
 
@@ -67,6 +90,20 @@ class Environment:
     location: str
     packages: dict[str, str] = field(default_factory=dict)
     reused: bool = True
+    #: The directory greenpatch is imported from in this environment ("" if none).
+    greenpatch_path: str = ""
+
+    def version_of(self, distribution: str) -> str | None:
+        """The installed version of ``distribution`` (names compared as PEP 503 does)."""
+        wanted = _normalize(distribution)
+        for name, version in self.packages.items():
+            if _normalize(name) == wanted:
+                return version
+        return None
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def find_interpreter(request: str | None) -> tuple[str, bool]:
@@ -116,13 +153,20 @@ def _runs_as(python: str, version: str) -> bool:
 
 
 def installed_packages(python: str) -> tuple[str, dict[str, str]]:
+    version, packages, _ = _inspect(python)
+    return version, packages
+
+
+def _inspect(python: str) -> tuple[str, dict[str, str], str]:
+    """(Python version, installed distributions, greenpatch's package directory)."""
     done = subprocess.run(
         [python, "-c", _LIST_PACKAGES], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise EnvironmentError_(f"{python} cannot list its packages: {done.stderr.strip()[-300:]}")
     data = json.loads(done.stdout)
-    return str(data["python"]), dict(sorted(data["packages"].items(), key=lambda kv: kv[0].lower()))
+    packages = dict(sorted(data["packages"].items(), key=lambda kv: kv[0].lower()))
+    return str(data["python"]), packages, str(data.get("greenpatch") or "")
 
 
 def prepare_environment(
@@ -132,13 +176,21 @@ def prepare_environment(
     if manifest.environment == "current" and python_request is None:
         interpreter, existing = sys.executable, True
     if existing:
-        version, packages = installed_packages(interpreter)
-        return Environment(interpreter, version, location="existing", packages=packages)
+        version, packages, linked = _inspect(interpreter)
+        return Environment(
+            interpreter, version, location="existing", packages=packages, greenpatch_path=linked
+        )
     base_version, _ = installed_packages(interpreter)
     short = ".".join(base_version.split(".")[:2])
     wanted = _requirements(manifest, source)
     no_deps = list(manifest.requirements_no_deps)
-    key = hashlib.sha256("\n".join([*wanted, "--no-deps", *no_deps]).encode()).hexdigest()[:10]
+    identity = [*wanted, "--no-deps", *no_deps]
+    if manifest.install_library and source.digest:
+        identity.append(f"--library-tree={source.digest}")  # see the module docstring
+    checkout = _checkout_src()
+    if checkout is not None:
+        identity.append(f"--greenpatch-link={checkout}")
+    key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:10]
     location = cache / "envs" / f"{manifest.distribution}-{source.version}-py{short}-{key}"
     python = str(location / "bin" / "python")
     reused = is_complete(location, _STAMP)
@@ -149,16 +201,25 @@ def prepare_environment(
             if not reused:
                 remove_half_built(location, "environment")
                 try:
-                    _build(location, interpreter, wanted, no_deps)
+                    refresh = (manifest.distribution,) if source.kind == "path" else ()
+                    _build(location, interpreter, wanted, no_deps, refresh=refresh)
+                    if checkout is not None:
+                        _link_greenpatch(python, checkout)
                 except BaseException:
                     # Leave no half-built environment to confuse the next run (or the disk).
                     shutil.rmtree(location, ignore_errors=True)
                     raise
-                stamp = {"requirements": wanted, "requirements_no_deps": no_deps}
+                stamp = {"requirements": wanted, "requirements_no_deps": no_deps, "key": identity}
                 write_stamp(location, _STAMP, json.dumps(stamp, indent=1))
-    _link_greenpatch(python)
-    version, packages = installed_packages(python)
-    return Environment(python, version, location=str(location), packages=packages, reused=reused)
+    version, packages, linked = _inspect(python)
+    return Environment(
+        python,
+        version,
+        location=str(location),
+        packages=packages,
+        reused=reused,
+        greenpatch_path=linked,
+    )
 
 
 def _requirements(manifest: Manifest, source: Source) -> list[str]:
@@ -176,13 +237,23 @@ def _requirements(manifest: Manifest, source: Source) -> list[str]:
     return wanted
 
 
-def _build(location: Path, interpreter: str, wanted: list[str], no_deps: list[str]) -> None:
+def _build(
+    location: Path,
+    interpreter: str,
+    wanted: list[str],
+    no_deps: list[str],
+    refresh: tuple[str, ...] = (),
+) -> None:
+    """``refresh``: distributions built from a local tree, which uv must rebuild:
+    its cache of a local build is keyed by pyproject.toml/setup.py, not by the
+    code (pip never caches a build from a local directory)."""
     location.parent.mkdir(parents=True, exist_ok=True)
     python = str(location / "bin" / "python")
     uv = shutil.which("uv")
     if uv is not None:
         _step([uv, "venv", "-q", "--python", interpreter, str(location)], "create (uv venv)")
-        _step([uv, "pip", "install", "-q", "--python", python, *wanted], "install (uv pip)")
+        fresh = [f"--refresh-package={name}" for name in refresh]
+        _step([uv, "pip", "install", "-q", "--python", python, *fresh, *wanted], "install (uv pip)")
         if no_deps:
             uv_pip = [uv, "pip", "install", "-q", "--python", python, "--no-deps"]
             _step([*uv_pip, *no_deps], "install --no-deps (uv pip)")
@@ -218,22 +289,13 @@ def _greenpatch_requirement() -> str:
     return f"greenpatch=={greenpatch.__version__}"
 
 
-def _link_greenpatch(python: str) -> None:
-    src = _checkout_src()
-    if src is None:
-        return
+def _link_greenpatch(python: str, src: Path) -> None:
+    """Put ``src`` on the new environment's path: called while it is built,
+    under its lock and before its stamp, so nobody runs in it yet."""
     done = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,
     )
-    link = Path(done.stdout.strip(), "greenpatch-checkout.pth")
-    text = f"{src}\n"
-    if link.exists() and link.read_text() == text:
-        return
-    # Atomically: another run may be starting Python in this environment right
-    # now, and must not find the link empty (write_text truncates first).
-    temporary = link.with_name(f".greenpatch-checkout.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, link)
+    Path(done.stdout.strip(), "greenpatch-checkout.pth").write_text(f"{src}\n")

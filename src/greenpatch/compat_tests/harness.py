@@ -17,6 +17,7 @@ import os
 import platform
 import shlex
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,63 @@ from greenpatch.compat_tests.services import (
 from greenpatch.compat_tests.sources import SourceError, prepare_source
 from greenpatch.reports.model import ModeSummary, Result, write_result
 
-__all__ = ["HarnessOptions", "SuiteListener", "default_cache_dir", "result_path", "run_suite"]
+__all__ = [
+    "HarnessOptions",
+    "PreconditionError",
+    "SuiteListener",
+    "check_preconditions",
+    "default_cache_dir",
+    "result_path",
+    "run_suite",
+]
 
 STALL_FILE_ENV = "GREENPATCH_STALL_FILE"
 STALL_THRESHOLD_ENV = "GREENPATCH_STALL_THRESHOLD"
+
+
+class PreconditionError(ValueError):
+    """A usage problem found before any work (an unwritable cache, ...): the
+    command line prints ``greenpatch compat: <message>`` (one line) and exits 2."""
+
+
+def _default_cache_dir_without_env() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "greenpatch"
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """The cache must be a writable directory (created if missing); the message
+    names where the setting came from (``--cache-dir`` or ``GREENPATCH_CACHE_DIR``)."""
+    from_env = os.environ.get("GREENPATCH_CACHE_DIR")
+    if from_env and Path(from_env).expanduser().resolve() == cache_dir.resolve():
+        name = f"GREENPATCH_CACHE_DIR={from_env}"
+    elif cache_dir == _default_cache_dir_without_env():
+        name = f"the cache directory {cache_dir}"
+    else:
+        name = f"--cache-dir {cache_dir}"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise PreconditionError(f"{name}: not writable ({exc.strerror or exc})") from exc
+
+
+def check_preconditions(manifests: list[Manifest], options: HarnessOptions) -> None:
+    """Everything about these runs that can be found wrong before any work.
+
+    Manifests are checked when loaded (``ManifestError``: a missing
+    ``source.path``, a missing probe file); this adds what depends on the
+    options.  Raises ``PreconditionError`` (exit 2, one line).
+    """
+    check_cache_dir(options.cache_dir)
+    for manifest in manifests:
+        if manifest.source_kind == "path" and (
+            manifest.source_path is None or not manifest.source_path.is_dir()
+        ):
+            raise PreconditionError(
+                f"{manifest.path} [source.path]: {manifest.source_path} does not exist"
+            )
 
 
 def default_cache_dir() -> Path:
@@ -48,8 +102,7 @@ def default_cache_dir() -> Path:
     ``~/.cache/greenpatch``."""
     if os.environ.get("GREENPATCH_CACHE_DIR"):
         return Path(os.environ["GREENPATCH_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "greenpatch"
+    return _default_cache_dir_without_env()
 
 
 @dataclass
@@ -96,16 +149,18 @@ def run_suite(
 ) -> tuple[Result, Path]:
     """Run ``manifest``'s suite and write its result; returns it and where it went."""
     listener = listener or SuiteListener()
+    local = manifest.source_kind == "path"
     result = Result(
         suite=manifest.name,
         library=manifest.distribution,
-        version=options.version or manifest.version,
+        # A local tree is the version it is, whatever --version asked for.
+        version=manifest.version if local else options.version or manifest.version,
         python=platform.python_version(),
         platform=platform.platform(),
         greenpatch_version=greenpatch.__version__,
+        greenpatch_path=str(Path(greenpatch.__file__).resolve().parent),
         started_at=_now(),
-        reproduce=shlex.join(["greenpatch", "compat", "run", _suite_ref(manifest)])
-        + "".join(f" {shlex.quote(arg)}" for arg in options.reproduce_args),
+        reproduce=_reproduce(manifest, options),
     )
     try:
         _run(manifest, options, listener, result)
@@ -118,6 +173,21 @@ def run_suite(
         _finish(result, options)
         raise
     return result, _finish(result, options)
+
+
+def _reproduce(manifest: Manifest, options: HarnessOptions) -> str:
+    """The command, with the environment variables that shaped this run in front:
+    without them a re-run would use another cache (another environment)."""
+    variables = {
+        name: value
+        for name, value in sorted(os.environ.items())
+        if name.startswith("GREENPATCH_") and name not in (STALL_FILE_ENV, STALL_THRESHOLD_ENV)
+    }
+    if options.cache_dir != default_cache_dir():
+        variables["GREENPATCH_CACHE_DIR"] = str(options.cache_dir)
+    command = ["greenpatch", "compat", "run", _suite_ref(manifest), *options.reproduce_args]
+    prefix = "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items())
+    return prefix + shlex.join(command)
 
 
 def _finish(result: Result, options: HarnessOptions) -> Path:
@@ -133,12 +203,21 @@ def _run(
     listener.phase(name, "fetching tests")
     source = prepare_source(manifest, options.version, options.cache_dir)
     result.version = source.version
+    result.source = source.describe()
     result.notes.append(f"tests from {source.origin}")
     listener.phase(name, "preparing environment")
     env = _prepare_environment(manifest, source, options.python, options.cache_dir)
     result.python = env.python_version
     result.environment = env.packages
     result.notes.append(f"environment: {env.location} ({env.python})")
+    if env.greenpatch_path:
+        # What the suite's environment imports, not what launched the run: the
+        # two differ for --python PATH, and the result must name the one tested.
+        result.greenpatch_path = env.greenpatch_path
+    if source.kind == "path":
+        installed = env.version_of(manifest.distribution)
+        if installed:
+            result.version = installed  # the installed metadata, never a --version spec
     # Logs and event files of the last run of this suite: evidence beside the result.
     work_dir = options.out_dir / f".{name}-{source.version}-py{_short(env)}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -155,13 +234,19 @@ def _run(
             _rerun_suspects(name, listener, spec, result)
         if patched is not None:
             result.hot_spots = _hot_spots(work_dir / "stalls.jsonl", result)
-        if manifest.probe is not None and options.only != "plain":
+        if manifest.probe is None:
+            result.cooperation_reason = (
+                "the manifest has no [probe] (see docs/compat.md: a probe needs no Python)"
+            )
+        elif options.only == "plain":
+            result.cooperation_reason = "--only plain: the probe belongs to the patched run"
+        else:
             lost = lost or urls.describe_loss()
             if lost:
                 result.probe = {"error": f"not run: {lost}"}
             else:
                 listener.phase(name, "cooperation probe")
-                result.probe = _probe(manifest, env, urls)
+                result.probe = _probe(manifest, env, urls, source.root)
     _check_runs(runs, result)
 
 
@@ -344,6 +429,11 @@ def _rerun_suspects(suite: str, listener: SuiteListener, spec: RunSpec, result: 
     )
 
 
+def _python_path(first: Path) -> str:
+    rest = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(first), *([rest] if rest else [])])
+
+
 def _hot_spots(stall_file: Path, result: Result) -> list[dict[str, Any]]:
     try:
         from greenpatch.compat_tests import stall
@@ -357,7 +447,9 @@ def _hot_spots(stall_file: Path, result: Result) -> list[dict[str, Any]]:
     return spots
 
 
-def _probe(manifest: Manifest, env: Environment, urls: dict[str, str]) -> dict[str, Any]:
+def _probe(
+    manifest: Manifest, env: Environment, urls: dict[str, str], root: Path
+) -> dict[str, Any]:
     probe = manifest.probe
     assert probe is not None
     try:
@@ -376,6 +468,15 @@ def _probe(manifest: Manifest, env: Environment, urls: dict[str, str]) -> dict[s
             delay=probe.delay,
             service_urls={name: urls[name] for name in probe.services},
             timeout=120.0,
+            # As the suite runs: the manifest's env, in the source tree, and a
+            # probe module next to the manifest found first.
+            env={**manifest.env, "PYTHONPATH": _python_path(manifest.path.parent)},
+            cwd=str(root),
+            call=(
+                {"args": list(probe.args), "kwargs": dict(probe.kwargs)}
+                if probe.args is not None
+                else None
+            ),
         )
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "wall": time.monotonic() - started}

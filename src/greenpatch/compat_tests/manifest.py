@@ -88,10 +88,16 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class ProbeSpec:
+    #: "module:function" (the module may be a file next to the manifest).
     callable: str
     concurrency: int = 20
     delay: float = 0.3
     services: tuple[str, ...] = ()
+    #: None: ``callable(context)`` (a probe written for greenpatch).  A tuple:
+    #: the generic probe -- ``callable(*args, **kwargs)``, any function of the
+    #: library, with "{http_url}", "{delay}" and "{<service>}" filled in.
+    args: tuple[str | int | float, ...] | None = None
+    kwargs: dict[str, str | int | float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -255,16 +261,37 @@ def load_manifest(path: str | Path) -> Manifest:
     pytest_table.check_known(("args", "per_test_timeout", "run_timeout"))
 
     distribution = suite.string("distribution", required=True) or ""
-    source_kind = source.choice("kind", SOURCE_KINDS, "sdist")
+    # A manifest written for one's own library says `path = ...` and often not
+    # `kind = "path"`: the kind follows from the key given (an sdist has neither).
+    implied = "path" if "path" in source.data else "vcs" if "url" in source.data else "sdist"
+    source_kind = source.choice("kind", SOURCE_KINDS, implied)
+    for key, kind in (("path", "path"), ("url", "vcs")):
+        if key in source.data and source_kind != kind:
+            raise source.error(key, f"only used with kind = {kind!r}, and kind is {source_kind!r}")
     source_path = None
     if source_kind == "path":
         text_path = source.string("path", required=True) or ""
         if "\x00" in text_path:
             raise source.error("path", "a path cannot hold a NUL character")
-        raw_path = Path(text_path)
+        raw_path = Path(text_path).expanduser()
         source_path = raw_path if raw_path.is_absolute() else (path.parent / raw_path).resolve()
+        # Found here, before any work: a missing tree is a usage error (exit 2),
+        # not a "not run" result after the environment was built.
+        if not source_path.is_dir():
+            what = "does not exist" if not source_path.exists() else "is not a directory"
+            where = f"relative paths are to {path.parent}"
+            raise source.error("path", f"{source_path} {what} ({where})")
     source_url = source.string("url", required=source_kind == "vcs")
-    version = suite.string("version", required=source_kind == "sdist") or "local"
+    if source_kind == "sdist" and "version" not in suite.data:
+        raise suite.error(
+            "version",
+            "missing; an sdist source needs the version to download (e.g. version = '==1.2.3'); "
+            "for a local library give its directory instead ([source] path = '...'), "
+            "which needs no version",
+        )
+    # A local tree's version label is its installed metadata (harness.py); "local"
+    # stands in when the library is not installed.
+    version = suite.string("version") or "local"
 
     env_vars = environment.data.get("env", {})
     if not isinstance(env_vars, dict) or not all(
@@ -332,10 +359,29 @@ def _expected(table: _Table) -> Expected:
 
 
 def _probe(table: _Table) -> ProbeSpec:
-    table.check_known(("callable", "concurrency", "delay", "services"))
+    table.check_known(("callable", "concurrency", "delay", "services", "args", "kwargs"))
     target = table.string("callable", required=True) or ""
     if ":" not in target:
         raise table.error("callable", f"expected 'module:function', got {target!r}")
+    module = target.partition(":")[0]
+    if module.endswith(".py") or "/" in module:
+        # A file named by path, relative to the manifest: it must be there now.
+        # (A module *name* is looked up when the probe runs, with the manifest's
+        # folder first on its path: it may live in the suite's environment only.)
+        here = table.path.parent
+        file = Path(module).expanduser()
+        file = file if file.is_absolute() else (here / file).resolve()
+        if not file.is_file():
+            raise table.error("callable", f"{file} does not exist (relative paths are to {here})")
+        target = f"{file}:{target.partition(':')[2]}"
+    args = table.data.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
+        raise table.error("args", f"expected a list of strings and numbers, got {_kind(args)}")
+    kwargs = table.data.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in kwargs.values()
+    ):
+        raise table.error("kwargs", f"expected a table of strings and numbers, got {_kind(kwargs)}")
     services = table.strings("services")
     for name in services:
         if name not in KNOWN_SERVICES:
@@ -347,6 +393,8 @@ def _probe(table: _Table) -> ProbeSpec:
         concurrency=table.integer("concurrency", 20, minimum=1, maximum=10_000),
         delay=table.number("delay", 0.3),
         services=services,
+        args=tuple(args) if "args" in table.data or "kwargs" in table.data else None,
+        kwargs=dict(kwargs),
     )
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -53,6 +54,7 @@ __all__ = [
     "REQUESTS_PROBE",
     "ProbeContext",
     "ProbeSetupError",
+    "generic_probe",
     "load_callable",
     "main",
     "measure",
@@ -126,13 +128,53 @@ def redis_probe(context: ProbeContext) -> None:
     client.blpop([f"greenpatch:probe:empty:{os.getpid()}"], timeout=context.delay)
 
 
+def generic_probe(
+    function: Callable[..., object],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+) -> ProbeCallable:
+    """The probe a manifest configures without writing Python: one call of any
+    function of the library, ``function(*args, **kwargs)``, where each string
+    argument may name the slow server: ``"{http_url}"``, ``"{delay}"``, or a
+    service's URL by its name (``"{redis}"``).
+
+    Rejected: a shell command as the probe.  Under the patch it would measure
+    greenpatch's green subprocess, not whether the library yields.
+    """
+
+    def fill(value: object, context: ProbeContext) -> object:
+        if not isinstance(value, str):
+            return value
+        names = {"http_url": context.http_url or "", "delay": context.delay}
+        return value.format_map({**context.service_urls, **names})
+
+    def probe(context: ProbeContext) -> object:
+        return function(
+            *(fill(arg, context) for arg in args),
+            **{name: fill(value, context) for name, value in kwargs.items()},
+        )
+
+    return probe
+
+
 # -- inside the probe subprocess ------------------------------------------------------
 def load_callable(spec: str) -> ProbeCallable:
-    """Import ``"package.module:function"`` (the attribute may be dotted)."""
-    module_name, sep, attr = spec.partition(":")
+    """Import ``"package.module:function"`` (the attribute may be dotted), or
+    ``"/path/to/probe.py:function"`` (a file, as a manifest beside it names it)."""
+    module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"probe callable {spec!r}: expected 'package.module:function'")
-    target: Any = importlib.import_module(module_name)
+    target: Any
+    if module_name.endswith(".py"):
+        where = importlib.util.spec_from_file_location(
+            os.path.basename(module_name)[:-3], module_name
+        )
+        if where is None or where.loader is None:
+            raise ImportError(f"probe callable {spec!r}: cannot load {module_name}")
+        target = importlib.util.module_from_spec(where)
+        where.loader.exec_module(target)
+    else:
+        target = importlib.import_module(module_name)
     for part in attr.split("."):
         target = getattr(target, part)
     if not callable(target):
@@ -239,6 +281,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=float, default=DEFAULT_DELAY)
     parser.add_argument("--service", type=_parse_service, action="append", default=[])
     parser.add_argument("--http", action="store_true", help="start the slow HTTP server")
+    parser.add_argument(
+        "--call",
+        type=json.loads,
+        metavar="JSON",
+        help='{"args": [...], "kwargs": {...}}: call the callable with these, not with the context',
+    )
     return parser
 
 
@@ -256,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server, http_url = _start_slow_http(args.delay)
         context = ProbeContext(args.delay, http_url, dict(args.service))
         probe = load_callable(args.callable)
+        if args.call is not None:
+            probe = generic_probe(probe, args.call.get("args", []), args.call.get("kwargs", {}))
         try:
             probe(context)  # imports, connection set-up and caches do not count
         except ProbeSetupError:
@@ -306,13 +356,15 @@ def run_probe(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    call: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a probe in a subprocess of ``python`` and return its result.
 
     ``http=None`` starts the slow HTTP server for every probe but the built-in
     redis one (``context.http_url`` is then set); ``False`` never starts it.
     ``env`` adds variables (e.g. ``PYTHONPATH`` for a suite's own probe module) and
-    ``cwd`` sets the working directory.  A probe that fails, crashes or outlives
+    ``cwd`` sets the working directory.  ``call`` ({"args": [...], "kwargs":
+    {...}}) makes it the generic probe (``generic_probe``).  A probe that fails, crashes or outlives
     ``timeout`` gives a result with ``"error"`` set; this function does not raise.
     """
     import subprocess
@@ -331,6 +383,8 @@ def run_probe(
         command += ["--service", f"{name}={url}"]
     if http:
         command.append("--http")
+    if call is not None:
+        command += ["--call", json.dumps(dict(call))]
     environ = dict(os.environ, **(env or {}))
     try:
         # A session of its own, so that a timeout kills the HTTP server it started too.

@@ -7,12 +7,18 @@ cache (``<cache>/sources/<dist>-<version>``) and reused; a stamp file written
 last marks an unpack that finished, so an interrupted one is redone.  Runs that
 share the cache take a lock per entry (``_cachelock.py``): one downloads and
 unpacks, the others wait and then use it.
+
+A local path is used in place, never copied, and hashed (``tree_digest``): the
+digest keys the environment the library is installed into (environment.py), so
+an edited tree is always the tree tested, and the result says which state of
+the tree it judged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +37,7 @@ from greenpatch.compat_tests._cachelock import (
 )
 from greenpatch.compat_tests.manifest import Manifest
 
-__all__ = ["Source", "SourceError", "prepare_source", "requirement"]
+__all__ = ["Source", "SourceError", "prepare_source", "requirement", "tree_digest"]
 
 _STAMP = ".greenpatch-source-complete"
 
@@ -43,9 +49,58 @@ class SourceError(RuntimeError):
 @dataclass(frozen=True)
 class Source:
     root: Path
-    #: The exact version the tests belong to ("local" for an unversioned path).
+    #: The exact version the tests belong to (for a path: the manifest's label,
+    #: replaced by the installed metadata's version once the environment is ready).
     version: str
     origin: str
+    kind: str = "sdist"
+    #: For a path: ``tree_digest(root)``, taken before the run.
+    digest: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        """The result's ``source``: which tree was tested."""
+        out = {"kind": self.kind, "location": str(self.root)}
+        if self.digest:
+            out["digest"] = self.digest
+        return out
+
+
+# Not part of the library's state: VCS data, caches, build output, virtualenvs
+# (a ``.venv`` inside the tree is common, and hashing it would be slow and
+# would change with every ``pip install``).
+_SKIPPED_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+
+
+def tree_digest(root: Path) -> str:
+    """``sha256:<hex>`` over every file's relative path and bytes under ``root``.
+
+    Content, not modification times: a ``git checkout`` back and forth gives
+    the same digest (and so reuses the same environment), a one-character
+    edit gives another.
+    """
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(
+            name
+            for name in dirs
+            if not name.startswith(".")
+            and name not in _SKIPPED_DIRS
+            and not name.endswith(_SKIPPED_SUFFIXES)
+            and not (here / name / "pyvenv.cfg").exists()
+        )
+        for name in sorted(files):
+            if name.endswith(_SKIPPED_SUFFIXES) or name.startswith("."):
+                continue
+            path = here / name
+            digest.update(str(path.relative_to(root)).encode("utf-8", "surrogateescape") + b"\0")
+            if path.is_symlink():
+                digest.update(b"link:" + os.readlink(path).encode("utf-8", "surrogateescape"))
+            elif path.is_file():
+                digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def requirement(distribution: str, spec: str) -> str:
@@ -62,9 +117,18 @@ def prepare_source(manifest: Manifest, version_spec: str | None, cache: Path) ->
     spec = version_spec or manifest.version
     if manifest.source_kind == "path":
         root = manifest.source_path
+        # load_manifest checked it; this catches a tree removed since.
         if root is None or not root.is_dir():
             raise SourceError(f"{manifest.path}: source.path {root} is not a directory")
-        return Source(root=root, version=spec, origin=f"local path {root}")
+        # The tree is what it is: a --version spec cannot make it another version.
+        digest = tree_digest(root)
+        return Source(
+            root=root,
+            version=manifest.version,
+            origin=f"local path {root} ({digest})",
+            kind="path",
+            digest=digest,
+        )
     if manifest.source_kind == "vcs":
         return _vcs_source(manifest, cache)
     return _sdist_source(manifest, spec, cache)
@@ -165,4 +229,4 @@ def _vcs_source(manifest: Manifest, cache: Path) -> Source:
                 if done.returncode != 0:
                     raise SourceError(f"git clone of {url} failed: {done.stderr.strip()[-500:]}")
                 write_stamp(target, _STAMP, url + "\n")
-    return Source(root=target, version=ref or "vcs", origin=f"vcs {url}")
+    return Source(root=target, version=ref or "vcs", origin=f"vcs {url}", kind="vcs")
