@@ -88,3 +88,36 @@ def test_run_stops_after_hangs_in_a_row_and_says_why(
     assert run.incomplete
     assert any("2 tests hung in a row" in error for error in run.errors)
     assert len(run.records) < run.collected
+
+
+def test_stalls_in_an_installed_path_library_are_reported_in_the_users_tree(
+    tmp_path: Path,
+) -> None:
+    # As a venv built from a path manifest holds it: the library installed (a
+    # copy), the tests run from the user's tree, which has the library in src/.
+    from greenpatch.compat_tests.stall import read_records
+
+    library = 'import greenpatch\n\n\ndef wait():\n    greenpatch.original("time", "sleep")(0.3)\n'
+    tree = tmp_path / "checkout"
+    (tree / "src").mkdir(parents=True)
+    (tree / "tests").mkdir()
+    (tree / "src" / "slowlib.py").write_text(library)
+    (tree / "tests" / "check_slow.py").write_text(
+        "import slowlib\n\ndef test_waits():\n    slowlib.wait()\n"
+    )
+    (tree / "pytest.ini").write_text("[pytest]\npython_files = check_*.py\n")
+    installed = tmp_path / "env" / "site-packages"
+    installed.mkdir(parents=True)
+    (installed / "slowlib.py").write_text(library)
+    stall_file = tmp_path / "stalls.jsonl"
+    spec = _spec(
+        tmp_path,
+        cwd=tree,
+        pytest_args=["tests", "-q"],
+        env={"PYTHONPATH": str(installed)},
+        patched_env={"GREENPATCH_STALL_FILE": str(stall_file)},
+    )
+    run = run_mode(spec, "patched")
+    assert run.records["tests/check_slow.py::test_waits"].outcome == "passed"
+    (record,) = read_records(stall_file)
+    assert record["frame"] == f"{tree / 'src' / 'slowlib.py'}:5 in wait"

@@ -15,14 +15,18 @@ from typing import Any
 import pytest
 
 import greenpatch
+from greenpatch.compat_tests._stall_records import UNSCHEDULED_FRAME
 from greenpatch.compat_tests.stall import (
     STALL_FILE_ENV,
+    STALL_SOURCE_ROOT_ENV,
     STALL_THRESHOLD_ENV,
     JsonLinesSink,
     LoopStallMonitor,
+    SourceMap,
     StallFileError,
     _StallTracker,
     aggregate,
+    classify,
     read_records,
     start_from_env,
     threshold_from_env,
@@ -39,12 +43,15 @@ assert monitor is not None
 """
 
 
-def run_patched(tmp_path: Path, body: str) -> tuple[Path, list[dict[str, Any]]]:
+def run_patched(
+    tmp_path: Path, body: str, extra_env: dict[str, str] | None = None
+) -> tuple[Path, list[dict[str, Any]]]:
     """Run HEADER + body + stop() under `greenpatch run`; return the script and its records."""
     script = tmp_path / "scenario.py"
     script.write_text(HEADER + textwrap.dedent(body) + "\nmonitor.stop()\n")
     stall_file = tmp_path / "stalls.jsonl"
     env = dict(os.environ, **{STALL_FILE_ENV: str(stall_file), STALL_THRESHOLD_ENV: "0.1"})
+    env.update(extra_env or {})
     out = subprocess.run(
         [sys.executable, "-m", "greenpatch", "run", str(script)],
         capture_output=True,
@@ -86,6 +93,76 @@ def test_blocking_call_is_a_hot_spot_naming_the_line_that_called_it(tmp_path):
     assert record["test"] == "test_app.py::test_blocks"
     assert record["greenlet"] is None  # the main greenlet, not a task
     assert abs(record["when"] - time.time()) < 60
+
+
+def test_a_blocking_system_call_and_a_busy_loop_are_told_apart(tmp_path):
+    _, records = run_patched(
+        tmp_path,
+        """
+        monitor.current_test = "t::sleeps"
+        blocking_sleep(0.4)  # in a system call: the thread is off the CPU
+        time.sleep(0.05)
+        monitor.current_test = "t::computes"
+        end = time.thread_time() + 0.4  # CPU time: a loaded machine cannot shorten it
+        while time.thread_time() < end:
+            pass
+        """,
+    )
+    sleeps, computes = records
+    assert (sleeps["test"], sleeps["kind"]) == ("t::sleeps", "blocked")
+    assert sleeps["cpu"] < sleeps["duration"] / 2
+    assert computes["test"] == "t::computes"
+    assert computes["cpu"] >= 0.3
+    # On a loaded machine the loop also waits for a CPU: it may then be called
+    # "unscheduled" (the larger share), but never a system call.
+    assert computes["kind"] != "blocked"
+    assert computes["kind"] == classify(computes["duration"], computes["cpu"], computes["waiting"])
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not os.path.exists("/proc/self/schedstat"),
+    reason="needs Linux's CPU affinity and scheduler statistics",
+)
+def test_a_stall_while_the_process_was_not_given_a_cpu_is_not_blamed_on_its_frame(tmp_path):
+    # The hub's thread (nice 19) shares one CPU with two busy processes (nice 0):
+    # the scheduler gives it about 1% of that CPU, so a busy loop of 0.5 s of
+    # *wall* time spends nearly all of it runnable but not running.  Only that
+    # thread: the monitor thread must get its turns to see the stall at all.
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    hog = (
+        f"import os; os.sched_setaffinity(0, {{{cpu}}}); print('on', flush=True)\nwhile True: pass"
+    )
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", hog], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for process in hogs:
+            assert process.stdout is not None and process.stdout.readline() == "on\n"
+        _, records = run_patched(
+            tmp_path,
+            f"""
+            import os, threading
+            hub_thread = threading.get_native_id()
+            os.sched_setaffinity(hub_thread, {{{cpu}}})
+            os.setpriority(os.PRIO_PROCESS, hub_thread, 19)
+            monitor.current_test = "t::starved"
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                # Hands the GIL over now and then: a thread that is preempted
+                # while holding it keeps the monitor from sampling at all.
+                blocking_sleep(0)
+            """,
+        )
+    finally:
+        for process in hogs:
+            process.kill()
+            process.wait()
+    starved = [record for record in records if record["test"] == "t::starved"]
+    assert starved, records
+    assert {record["kind"] for record in starved} == {"unscheduled"}, starved
+    assert all(record["waiting"] > record["cpu"] for record in starved)
+    assert [spot["frame"] for spot in aggregate(starved)] == [UNSCHEDULED_FRAME]
 
 
 def test_cooperative_sleep_produces_no_record(tmp_path):
@@ -319,3 +396,101 @@ def test_read_records_rejects_a_line_that_is_not_an_object(tmp_path):
     path.write_text("[1, 2]\n{}\n")
     with pytest.raises(StallFileError, match=r"stalls\.jsonl:1: expected a JSON object"):
         read_records(path)
+
+
+# -- what kind of stall ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("wall", "cpu", "waiting", "kind"),
+    [
+        (1.0, 0.95, 0.0, "cpu"),
+        (1.0, 0.45, 0.4, "cpu"),  # a busy loop on a loaded machine is still a busy loop
+        (1.0, 0.01, 0.0, "blocked"),
+        (1.0, 0.2, 0.7, "unscheduled"),
+        (1.0, None, None, "unknown"),
+    ],
+)
+def test_classify_names_where_most_of_the_stall_went(wall, cpu, waiting, kind):
+    assert classify(wall, cpu, waiting) == kind
+
+
+def test_tracker_hands_the_episode_the_usage_at_its_start_and_its_end():
+    tracker = _StallTracker(0.1, now=0.0, iterations=0, test=None)
+    tracker.observe(0.05, 1, False, None, wall=0.0, usage=(1.0, 2.0))  # progress
+    assert tracker.observe(0.2, 1, False, None, wall=0.0, usage=(1.1, 2.0)) is None
+    episode = tracker.observe(0.3, 2, False, None, wall=0.0, usage=(1.2, 2.05))
+    assert episode is not None
+    assert (episode.usage_start, episode.usage_end) == ((1.0, 2.0), (1.2, 2.05))
+
+
+def test_aggregate_keeps_unscheduled_stalls_in_a_spot_of_their_own_listed_last():
+    records = [
+        {**record("lib.py:3 in get", 2.0, "t1"), "kind": "unscheduled"},
+        {**record("lib.py:3 in get", 0.2, "t2"), "kind": "blocked"},
+        {**record("lib.py:3 in get", 0.4, "t3"), "kind": "blocked"},
+        {**record("lib.py:9 in put", 0.3, "t4"), "kind": "cpu"},
+        {**record("lib.py:9 in put", 0.25, "t5"), "kind": "blocked"},
+    ]
+    spots = aggregate(records)
+    assert [(spot["frame"], spot["kind"]) for spot in spots] == [
+        ("lib.py:3 in get", "blocked"),
+        ("lib.py:9 in put", "cpu"),
+        (UNSCHEDULED_FRAME, "unscheduled"),
+    ]
+    assert spots[1]["kinds"] == {"cpu": 1, "blocked": 1}
+    assert spots[2]["tests"] == ["t1"]
+
+
+# -- where a path library's frames point ------------------------------------------------
+LIBRARY = """\
+import greenpatch
+
+
+def wait():
+    greenpatch.original("time", "sleep")(0.3)  # BLOCKS IN THE LIBRARY
+"""
+
+
+def test_an_installed_copy_of_the_users_tree_is_reported_at_its_place_in_the_tree(tmp_path):
+    tree = tmp_path / "checkout"
+    (tree / "src" / "mylib").mkdir(parents=True)
+    (tree / "src" / "mylib" / "__init__.py").write_text(LIBRARY)
+    installed = tmp_path / "env" / "lib" / "site-packages"
+    (installed / "mylib").mkdir(parents=True)
+    (installed / "mylib" / "__init__.py").write_text(LIBRARY)  # as pip install copies it
+    _, records = run_patched(
+        tmp_path,
+        """
+        import os
+        import mylib
+        assert mylib.__file__.startswith(os.environ["INSTALLED"]), mylib.__file__
+        mylib.wait()
+        """,
+        {
+            "PYTHONPATH": str(installed),
+            "INSTALLED": str(installed),
+            STALL_SOURCE_ROOT_ENV: str(tree),
+        },
+    )
+    (record,) = records
+    source = tree / "src" / "mylib" / "__init__.py"
+    assert record["frame"] == f"{source}:5 in wait"
+    assert record["stack"][-1]["file"] == str(source)
+    assert record["stack"][-1]["code"].endswith("# BLOCKS IN THE LIBRARY")
+
+
+def test_source_map_keeps_a_file_the_tree_no_longer_matches(tmp_path):
+    tree, installed = tmp_path / "tree", tmp_path / "site-packages"
+    tree.mkdir()
+    installed.mkdir()
+    (tree / "same.py").write_text("x = 1\n")
+    (installed / "same.py").write_text("x = 1\n")
+    (tree / "edited.py").write_text("x = 2  # edited after the install\n")
+    (installed / "edited.py").write_text("x = 1\n")
+    (installed / "only_installed.py").write_text("")
+    elsewhere = tmp_path / "elsewhere.py"
+    elsewhere.write_text("x = 1\n")
+    source_map = SourceMap([str(tree)], [str(installed)])
+    assert source_map(str(installed / "same.py")) == str(tree / "same.py")
+    assert source_map(str(installed / "edited.py")) == str(installed / "edited.py")
+    assert source_map(str(installed / "only_installed.py")) == str(installed / "only_installed.py")
+    assert source_map(str(elsewhere)) == str(elsewhere)

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JsonLinesSink", "StallFileError", "aggregate", "read_records"]
+__all__ = [
+    "UNSCHEDULED_FRAME",
+    "JsonLinesSink",
+    "StallFileError",
+    "aggregate",
+    "read_records",
+]
 
 StallRecord = dict[str, Any]
 
@@ -70,15 +76,27 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+#: The one hot spot that gathers every stall of a process that was not running:
+#: its frame is wherever the hub happened to be, so it names no culprit.
+UNSCHEDULED_FRAME = "<the process was not scheduled: not the library's doing>"
+
+
 def aggregate(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Hot spots: records grouped by their blocking call site, worst first.
 
-    Each is ``{"frame", "count", "worst", "total", "tests", "stack"}``; ``stack`` is
-    that of the worst stall at that site, ``tests`` the sorted ids that stalled there.
+    Each is ``{"frame", "count", "worst", "total", "tests", "stack", "kind",
+    "kinds"}``; ``stack`` is that of the worst stall at that site, ``tests`` the
+    sorted ids that stalled there, ``kinds`` the number of stalls of each kind
+    (see ``stall.classify``) and ``kind`` the one that held the hub longest.
+    Stalls of kind "unscheduled" are not blamed on their frame: they form one
+    spot of their own (``UNSCHEDULED_FRAME``), listed after every other.
     """
     groups: dict[str, dict[str, Any]] = {}
     for record in records:
+        kind = str(record.get("kind") or "unknown")
         frame = str(record.get("frame") or "<unknown>")
+        if kind == "unscheduled":
+            frame = UNSCHEDULED_FRAME
         duration = float(record.get("duration") or 0.0)
         group = groups.get(frame)
         if group is None:
@@ -89,16 +107,25 @@ def aggregate(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "total": 0.0,
                 "tests": set(),
                 "stack": record.get("stack") or [],
+                "kinds": {},
+                "_held": {},
             }
         group["count"] += 1
         group["total"] += duration
+        group["kinds"][kind] = group["kinds"].get(kind, 0) + 1
+        group["_held"][kind] = group["_held"].get(kind, 0.0) + duration
         if duration > group["worst"]:
             group["worst"] = duration
             group["stack"] = record.get("stack") or []
         if record.get("test") is not None:
             group["tests"].add(str(record["test"]))
-    spots = sorted(groups.values(), key=lambda g: (-g["worst"], -g["count"], g["frame"]))
+    spots = sorted(
+        groups.values(),
+        key=lambda g: (g["frame"] == UNSCHEDULED_FRAME, -g["worst"], -g["count"], g["frame"]),
+    )
     for spot in spots:
+        held = spot.pop("_held")
+        spot["kind"] = max(sorted(held), key=lambda kind: held[kind])
         spot["tests"] = sorted(spot["tests"])
         spot["total"] = round(spot["total"], 4)
     return spots

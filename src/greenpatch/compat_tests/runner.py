@@ -208,6 +208,10 @@ class _Child:
         env.update(spec.env)
         if mode == "patched":
             env.update(spec.patched_env)
+            # The stall monitor reports a path library's installed files at their
+            # place in the tree the tests run from (stall.SourceMap).  Named here,
+            # not imported from stall.py, which imports the hub.
+            env["GREENPATCH_STALL_SOURCE_ROOT"] = str(Path(spec.cwd).resolve())
         env[CONFIG_ENV] = str(config_path)
         env["PYTHONFAULTHANDLER"] = "1"
         self.log: IO[bytes] = open(self.log_path, "wb")

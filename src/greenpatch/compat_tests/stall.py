@@ -54,6 +54,7 @@ import linecache
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -73,13 +74,17 @@ from greenpatch.patcher import original
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "KINDS",
     "STALL_FILE_ENV",
+    "STALL_SOURCE_ROOT_ENV",
     "STALL_THRESHOLD_ENV",
     "JsonLinesSink",
     "LoopStallMonitor",
+    "SourceMap",
     "StackEntry",
     "StallFileError",
     "aggregate",
+    "classify",
     "read_records",
     "start_from_env",
     "threshold_from_env",
@@ -87,6 +92,9 @@ __all__ = [
 
 #: Where ``start_from_env`` appends records, one JSON object a line (unset: no monitor).
 STALL_FILE_ENV = "GREENPATCH_STALL_FILE"
+#: The tree the tests run from (the harness sets it): installed copies of its files
+#: are reported at their place in that tree (see SourceMap).
+STALL_SOURCE_ROOT_ENV = "GREENPATCH_STALL_SOURCE_ROOT"
 #: Seconds the hub may be held before it counts as a stall.
 STALL_THRESHOLD_ENV = "GREENPATCH_STALL_THRESHOLD"
 DEFAULT_THRESHOLD = 0.1
@@ -123,6 +131,88 @@ class _Episode:
     stack: list[StackEntry] | None = None
     frame: str = ""
     greenlet: str | None = None
+    #: The hub thread's (cpu, waiting) seconds at the start and the end (see _ThreadUsage).
+    usage_start: tuple[float, float] | None = None
+    usage_end: tuple[float, float] | None = None
+
+
+#: Stall kinds, from where the hub's thread spent the stall (see classify()).
+KINDS = ("cpu", "blocked", "unscheduled", "unknown")
+
+
+def classify(wall: float, cpu: float | None, waiting: float | None) -> str:
+    """What held the hub for ``wall`` seconds, from the thread's accounting.
+
+    ``cpu``: seconds the hub's thread ran; ``waiting``: seconds it could have run
+    but was not given a CPU (the run queue of an overloaded machine) or the whole
+    system was suspended.  The rest it slept in the kernel: a system call.  The
+    largest share names the stall: "cpu" (a busy loop, a C extension computing),
+    "blocked" (a C client waiting on its socket, an unpatched sleep or lock) or
+    "unscheduled" (the process was not running at all: not the library's doing).
+    The largest share rather than a fixed cut-off: a busy loop on a loaded machine
+    is half on the CPU and half in the run queue, and is still a busy loop.
+    """
+    if cpu is None or waiting is None or wall <= 0:
+        return "unknown"
+    blocked = wall - cpu - waiting
+    shares = {"cpu": cpu, "unscheduled": waiting, "blocked": blocked}
+    return max(shares, key=lambda kind: shares[kind])
+
+
+class _ThreadUsage:
+    """Reads where one thread's time went: (seconds on the CPU, seconds waiting).
+
+    Linux's ``/proc/self/task/<tid>/schedstat`` gives both the thread's CPU time
+    and its run-queue wait (runnable, not running) in one read; the file stays
+    open and is re-read with ``pread`` (a /proc file is regenerated at offset 0),
+    one system call per sample.  CLOCK_BOOTTIME running ahead of CLOCK_MONOTONIC
+    is time the whole machine was suspended, which also counts as waiting.
+    Without the file (another system, no native id): the thread's CPU clock
+    (``pthread_getcpuclockid``), and waiting taken as 0 -- so an overloaded
+    machine is reported as "blocked" there, never excused by a guess.
+
+    Rejected: ``resource.getrusage(RUSAGE_THREAD)``, which measures only the
+    calling thread (the monitor, not the hub); ``time.process_time()``, which sums
+    every thread, the test's helpers included.
+    """
+
+    def __init__(self, thread_ident: int, native_id: int | None) -> None:
+        self._fd: int | None = None
+        self._clock: int | None = None
+        if native_id is not None:
+            try:
+                self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+        if self._fd is None:
+            try:
+                self._clock = time.pthread_getcpuclockid(thread_ident)
+            except (AttributeError, OSError, OverflowError):
+                self._clock = None
+        try:
+            self._boot: int | None = time.CLOCK_BOOTTIME
+        except AttributeError:
+            self._boot = None
+
+    def read(self) -> tuple[float, float] | None:
+        """(cpu seconds, waiting seconds) so far, or None when nothing is known."""
+        suspended = 0.0
+        if self._boot is not None:
+            suspended = time.clock_gettime(self._boot) - time.clock_gettime(time.CLOCK_MONOTONIC)
+        try:
+            if self._fd is not None:
+                fields = os.pread(self._fd, 128, 0).split()
+                return int(fields[0]) / 1e9, int(fields[1]) / 1e9 + suspended
+            if self._clock is not None:
+                return time.clock_gettime(self._clock), suspended
+        except (OSError, ValueError, IndexError):
+            return None  # the thread has exited
+        return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class _StallTracker:
@@ -134,32 +224,121 @@ class _StallTracker:
         self._iterations = iterations
         self._quiet_since = now
         self._quiet_test = test
+        self._quiet_usage: tuple[float, float] | None = None
 
     def observe(
-        self, now: float, iterations: int, polling: bool, test: str | None, wall: float
+        self,
+        now: float,
+        iterations: int,
+        polling: bool,
+        test: str | None,
+        wall: float,
+        usage: tuple[float, float] | None = None,
     ) -> _Episode | None:
-        """Feed one sample; returns the episode that this sample ended, if any."""
+        """Feed one sample (``usage``: the hub thread's (cpu, waiting) seconds, if
+        known); returns the episode that this sample ended, if any."""
         if polling or iterations != self._iterations or test != self._quiet_test:
             # The hub ran or waits in the kernel, or another test began: a stall
             # going on ends here, and the next one can start no earlier than now.
-            finished = self.end(now)
+            finished = self.end(now, usage)
             self._iterations = iterations
             self._quiet_since = now
             self._quiet_test = test
+            self._quiet_usage = usage
             return finished
         quiet = now - self._quiet_since
         if self.current is None and quiet > self.threshold:
-            self.current = _Episode(start=self._quiet_since, test=test, when=wall - quiet)
+            self.current = _Episode(
+                start=self._quiet_since,
+                test=test,
+                when=wall - quiet,
+                usage_start=self._quiet_usage,
+            )
         if self.current is not None:
             self.current.end = now
+            self.current.usage_end = usage
         return None
 
-    def end(self, now: float) -> _Episode | None:
+    def end(self, now: float, usage: tuple[float, float] | None = None) -> _Episode | None:
         """End the current episode (if any) at ``now`` and return it."""
         episode, self.current = self.current, None
         if episode is not None:
             episode.end = now
+            if usage is not None:
+                episode.usage_end = usage
         return episode
+
+
+class SourceMap:
+    """Maps an installed copy of a file back to the file in a source tree.
+
+    A library given by path is installed into the suite's environment from the
+    user's tree (not editable: see environment.py), so its frames name
+    ``.../site-packages/lib/mod.py``, a copy in a cache the user never edits.  A
+    file under an install directory whose relative path exists under the root
+    (or its ``src/``) *with the same bytes* is reported at the root instead.
+    Same bytes only: a tree edited since the install must not be blamed for a
+    line that differs.  Rejected: a map from the distribution's RECORD, which
+    needs the distribution's name in the child and misses src layouts; mapping
+    at aggregation time in the harness, which no longer knows where the suite's
+    environment installs.  Lookups are cached: a hot loop stalls at one file
+    again and again.
+    """
+
+    def __init__(self, roots: list[str], install_dirs: list[str] | None = None) -> None:
+        self.roots = [os.path.abspath(root) for root in roots if root]
+        if install_dirs is None:
+            install_dirs = _install_dirs()
+        # Longest first: a nested install dir wins over the one containing it.
+        self.install_dirs = sorted(
+            {os.path.abspath(d) + os.sep for d in install_dirs if d}, key=len, reverse=True
+        )
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, filename: str) -> str:
+        if not self.roots or not self.install_dirs:
+            return filename
+        found = self._cache.get(filename)
+        if found is None:
+            found = self._cache[filename] = self._look_up(filename)
+        return found
+
+    def _look_up(self, filename: str) -> str:
+        path = os.path.abspath(filename)
+        for install_dir in self.install_dirs:
+            if not path.startswith(install_dir):
+                continue
+            relative = path[len(install_dir) :]
+            for root in self.roots:
+                for candidate in (
+                    os.path.join(root, relative),
+                    os.path.join(root, "src", relative),
+                ):
+                    if _same_bytes(path, candidate):
+                        return candidate
+            return filename
+        return filename
+
+
+def _same_bytes(first: str, second: str) -> bool:
+    try:
+        if os.path.getsize(first) != os.path.getsize(second):
+            return False
+        with open(first, "rb") as a, open(second, "rb") as b:
+            return a.read() == b.read()
+    except OSError:
+        return False
+
+
+def _install_dirs() -> list[str]:
+    """Where this interpreter installs distributions: site-packages and the like."""
+    import site
+
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else ""
+    dirs += [user] if isinstance(user, str) else []
+    dirs += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    return dirs
 
 
 def _is_internal(filename: str) -> bool:
@@ -167,8 +346,11 @@ def _is_internal(filename: str) -> bool:
     return path.startswith(_INTERNAL_PREFIXES) or path in _INTERNAL_FILES
 
 
-def _describe(top: FrameType) -> tuple[list[StackEntry], str, str | None]:
-    """The stack (outermost first), the blocking call site, and the running task's name."""
+def _describe(
+    top: FrameType, source_map: Callable[[str], str] | None = None
+) -> tuple[list[StackEntry], str, str | None]:
+    """The stack (outermost first), the blocking call site, and the running task's name.
+    ``source_map`` turns an installed file's name into its source's (SourceMap)."""
     frames: list[FrameType] = []
     frame: FrameType | None = top
     task_name: str | None = None
@@ -195,6 +377,10 @@ def _describe(top: FrameType) -> tuple[list[StackEntry], str, str | None]:
         for f in reversed(frames)
     ]
     site = next((e for e in reversed(stack) if not _is_internal(e["file"])), stack[-1])
+    if source_map is not None:
+        # After the call site is chosen and the code read: both want the real file.
+        for entry in stack:
+            entry["file"] = source_map(entry["file"])
     return stack, f"{site['file']}:{site['line']} in {site['function']}", task_name
 
 
@@ -214,6 +400,7 @@ class LoopStallMonitor:
         threshold: float = DEFAULT_THRESHOLD,
         sink: Sink | None = None,
         interval: float | None = None,
+        source_map: Callable[[str], str] | None = None,
     ) -> None:
         if not threshold > 0:
             raise ValueError(f"threshold must be a positive number of seconds, got {threshold!r}")
@@ -225,6 +412,7 @@ class LoopStallMonitor:
         self.threshold = float(threshold)
         self.interval = float(interval)
         self.sink = sink
+        self.source_map = source_map
         self.current_test: str | None = None
         self.records: list[StallRecord] = []
         #: OS thread id of the monitor thread, once started.
@@ -237,6 +425,7 @@ class LoopStallMonitor:
         self._tracker: _StallTracker | None = None
         self._clock: Callable[[], float] = original("time", "monotonic")
         self._wall_clock: Callable[[], float] = original("time", "time")
+        self._usage = _ThreadUsage(self.hub.thread_ident, _native_id(self.hub.thread_ident))
 
     # -- life cycle -------------------------------------------------------------
     def start(self) -> LoopStallMonitor:
@@ -254,6 +443,7 @@ class LoopStallMonitor:
         self._tracker = _StallTracker(
             self.threshold, self._clock(), loop.iterations, self.current_test
         )
+        self._tracker._quiet_usage = self._usage.read()
         ready = allocate_lock()
         ready.acquire()
         self._alive = True
@@ -293,10 +483,11 @@ class LoopStallMonitor:
             # A last look: stop() may have come in the middle of the previous sample.
             self._sample()
             assert self._tracker is not None
-            self._finish(self._tracker.end(self._clock()))
+            self._finish(self._tracker.end(self._clock(), self._usage.read()))
         except BaseException as exc:  # a monitor bug must not go unnoticed, nor kill anything
             sys.stderr.write(f"greenpatch: the loop-stall monitor failed: {exc!r}\n")
         finally:
+            self._usage.close()
             self._alive = False
             self._done.release()
 
@@ -306,7 +497,12 @@ class LoopStallMonitor:
         loop = self.hub.loop
         # Two plain attribute reads: atomic under the GIL, and free for the hub.
         finished = tracker.observe(
-            self._clock(), loop.iterations, loop.polling, self.current_test, self._wall_clock()
+            self._clock(),
+            loop.iterations,
+            loop.polling,
+            self.current_test,
+            self._wall_clock(),
+            self._usage.read(),
         )
         self._finish(finished)
         episode = tracker.current
@@ -319,16 +515,24 @@ class LoopStallMonitor:
             episode.stack, episode.frame = [], "<the hub's thread has exited>"
             return
         try:
-            episode.stack, episode.frame, episode.greenlet = _describe(top)
+            episode.stack, episode.frame, episode.greenlet = _describe(top, self.source_map)
         finally:
             del top  # a frame of another thread must not outlive this sample
 
     def _finish(self, episode: _Episode | None) -> None:
         if episode is None or episode.stack is None:
             return  # no episode, or it ended before the monitor could look at it
+        wall = episode.end - episode.start
+        cpu = waiting = None
+        if episode.usage_start is not None and episode.usage_end is not None:
+            cpu = max(episode.usage_end[0] - episode.usage_start[0], 0.0)
+            waiting = max(episode.usage_end[1] - episode.usage_start[1], 0.0)
         record: StallRecord = {
             "test": episode.test,
-            "duration": round(episode.end - episode.start, 4),
+            "duration": round(wall, 4),
+            "kind": classify(wall, cpu, waiting),
+            "cpu": None if cpu is None else round(cpu, 4),
+            "waiting": None if waiting is None else round(waiting, 4),
             "stack": episode.stack,
             "frame": episode.frame,
             "when": round(episode.when, 3),
@@ -340,6 +544,19 @@ class LoopStallMonitor:
                 self.sink(record)
             except Exception as exc:
                 sys.stderr.write(f"greenpatch: could not store a stall record: {exc!r}\n")
+
+
+def _native_id(thread_ident: int) -> int | None:
+    """The kernel's id of the thread ``thread_ident`` (for its /proc entries)."""
+    if thread_ident == original("_thread", "get_ident")():
+        native: int = original("_thread", "get_native_id")()
+        return native
+    # Another thread's hub: threading knows its native id if threading started it.
+    # (threading._active may be the green module's in a patched process: a miss
+    # there only costs the run-queue figure, see _ThreadUsage.)
+    thread = getattr(threading, "_active", {}).get(thread_ident)
+    native_id = getattr(thread, "native_id", None)
+    return native_id if isinstance(native_id, int) else None
 
 
 def threshold_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -375,7 +592,9 @@ def start_from_env(environ: Mapping[str, str] | None = None) -> LoopStallMonitor
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
-    monitor = LoopStallMonitor(threshold=threshold, sink=JsonLinesSink(path))
+    root = env.get(STALL_SOURCE_ROOT_ENV, "").strip()
+    source_map = SourceMap([root]) if root else None
+    monitor = LoopStallMonitor(threshold=threshold, sink=JsonLinesSink(path), source_map=source_map)
     monitor.start()
     atexit.register(monitor.stop)
     return monitor
