@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import runpy
 import sys
 from collections.abc import Sequence
+
+import greenpatch
 
 PATCH_FLAGS = (
     "socket",
@@ -80,6 +83,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         prog="greenpatch",
         description="Cooperative blocking code on a libev hub, and the evidence that it works.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"greenpatch {greenpatch.__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _run_parser(subparsers)
@@ -98,14 +104,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.module is None and not os.path.exists(args.target[0]):
         print(f"greenpatch run: can't open file {args.target[0]!r}: no such file", file=sys.stderr)
         return 2
-
-    import greenpatch
+    # As `python -m`: the current directory first on sys.path (also for the checks).
+    if args.module is not None:
+        sys.path.insert(0, os.getcwd())
+        problem = _missing_module(args.module, before_patch=True)
+        if problem:
+            print(f"greenpatch run: {problem}", file=sys.stderr)
+            return 2
 
     greenpatch.patch_all(aggressive=args.aggressive, **flags)
     if args.module is not None:
+        # A dotted name is looked up only now: finding ``a.b`` imports ``a``, and
+        # nothing of the target may be imported before the patch.
+        problem = _missing_module(args.module, before_patch=False)
+        if problem:
+            print(f"greenpatch run: {problem}", file=sys.stderr)
+            return 2
         sys.argv = [args.module, *args.target]
-        # As `python -m`: the current directory first on sys.path.
-        sys.path.insert(0, os.getcwd())
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     else:
         script = args.target[0]
@@ -113,6 +128,41 @@ def _run(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def _missing_module(name: str, *, before_patch: bool) -> str | None:
+    """Why ``-m name`` cannot run, or None.  Before the patch only the top-level
+    name is looked up: ``find_spec`` of a top-level name searches ``sys.path``
+    without importing anything, while a dotted name would import its parents.
+
+    Rejected: letting runpy fail.  Its "No module named x" comes as a traceback
+    after the patch, exit status 1, like an error of the program itself."""
+    if not name or name.startswith(".") or name.endswith(".") or ".." in name:
+        return f"-m {name!r}: not a module name"
+    top = name.partition(".")[0]
+    look_up = top if before_patch else name
+    if not before_patch and look_up == top:
+        return None  # already checked before the patch
+    try:
+        spec = importlib.util.find_spec(look_up)
+    except (ImportError, ValueError) as exc:  # a parent that fails to import, or is no package
+        return f"-m {name}: {type(exc).__name__}: {exc}"
+    if spec is None:
+        return f"-m {name}: no module named {look_up!r} (sys.path[0] is {os.getcwd()})"
+    return None
+
+
+def _check_bind(value: str) -> str | None:
+    """Why ``serve --bind value`` cannot work, or None.  The same forms as the
+    server's ``parse_address`` (``host:port``, ``:port``, ``[::1]:port``), checked
+    here so that a typo is one line and exit 2 -- the server parses it only after
+    the patch and the application import, and raises a ValueError traceback.
+    Rejected: importing ``greenpatch.server.base.parse_address`` here, which would
+    import the hub and sockets before ``serve`` patches."""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return f"--bind {value!r}: expected HOST:PORT, port 0 to 65535 (e.g. 127.0.0.1:8000)"
+    return None
 
 
 def _split_run_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -143,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "serve":
+        problem = _check_bind(args.bind)
+        if problem:
+            print(f"greenpatch serve: {problem}", file=sys.stderr)
+            return 2
     if args.command in ROOM_COMMANDS:
         module = importlib.import_module(ROOM_COMMANDS[args.command][1])
         return int(module.run(args))
