@@ -1,6 +1,6 @@
 """Run CPython's own tests of the patched modules, plain and under the patch, and compare.
 
-    python tools/stdlib_tests.py                       # the six default modules
+    python tools/stdlib_tests.py                       # the default modules
     python tools/stdlib_tests.py test_socket --hang-timeout 30
     python tools/stdlib_tests.py --skip-plain test_time  # reuse the last plain run
 
@@ -65,6 +65,21 @@ DEFAULT_MODULES = (
     "test_time",
     "test_threading",
     "test_queue",
+    "test_ssl",
+    "test_subprocess",
+    "test_os",
+    "test_threading_local",
+    # asyncio's loops with threads: to_thread, run_in_executor and
+    # call_soon_threadsafe, run_coroutine_threadsafe, wrap_future, threaded
+    # servers and clients (ssl too), and child watchers (ThreadedChildWatcher
+    # waits in a thread; the others rely on SIGCHLD and set_wakeup_fd).
+    "test.test_asyncio.test_threads",
+    "test.test_asyncio.test_events",
+    "test.test_asyncio.test_base_events",
+    "test.test_asyncio.test_tasks",
+    "test.test_asyncio.test_futures",
+    "test.test_asyncio.test_subprocess",
+    "test.test_asyncio.test_ssl",
 )
 
 #: Patched outcomes that count as "fails patched" for a test that passed plain.
@@ -410,6 +425,10 @@ def load_record(config: RunConfig, module: str, mode: str) -> RunRecord | None:
     if summary.exists():
         previous = json.loads(summary.read_text()).get("modules", {}).get(module, {})
         record.elapsed = float(previous.get(f"{mode}_time", 0.0))
+    if not record.elapsed:  # not in summary.json (that invocation was interrupted)
+        record.elapsed = sum(
+            float(e.get("elapsed", 0.0)) for e in events if e.get("event") == "done"
+        )
     return record
 
 
@@ -605,6 +624,20 @@ def _excluded(rows: Sequence[Expectation], module: str, mode: str) -> list[str]:
     ]
 
 
+def _path_env(paths: Sequence[str]) -> dict[str, str]:
+    """``PYTHONPATH`` with ``paths`` first, so that they also win for ``-m greenpatch``.
+
+    The runner prepends ``--path`` to its own ``sys.path``, but a patched run imports
+    greenpatch (``python -m greenpatch run``) before the runner starts: only
+    ``PYTHONPATH`` puts another tree (e.g. an old commit's ``src``) ahead of the
+    installed one there.
+    """
+    if not paths:
+        return {}
+    inherited = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": os.pathsep.join([*paths, *([inherited] if inherited else [])])}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run CPython's tests of the patched modules plain and patched; compare."
@@ -637,7 +670,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="stop a module's run after this many hung tests (default 10)",
     )
-    parser.add_argument("--path", action="append", default=[], help="prepend to the runs' sys.path")
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="prepend to the runs' sys.path and PYTHONPATH (e.g. another tree's src)",
+    )
     parser.add_argument(
         "--run-option",
         action="append",
@@ -662,14 +700,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     version = _python_version(args.python)
     expectations = load_expectations(args.expected, version)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [str(Path(p).resolve()) for p in args.path]
     config = RunConfig(
         python=args.python,
         out_dir=args.out_dir.resolve(),
         hang_timeout=args.hang_timeout,
         module_timeout=args.module_timeout,
-        paths=[str(Path(p).resolve()) for p in args.path],
+        paths=paths,
         run_options=list(args.run_option),
-        env={},
+        env=_path_env(paths),
         max_hangs=args.max_hangs,
     )
     # A SIGTERM (tox, CI) must still stop the run in flight: it leads its own session.
