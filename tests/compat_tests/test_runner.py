@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_stalls_in_an_installed_path_library_are_reported_in_the_users_tree(
         tmp_path,
         cwd=tree,
         pytest_args=["tests", "-q"],
-        env={"PYTHONPATH": str(installed)},
+        env={"PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])},
         patched_env={"GREENPATCH_STALL_FILE": str(stall_file)},
     )
     run = run_mode(spec, "patched")

@@ -466,7 +466,7 @@ def test_an_installed_copy_of_the_users_tree_is_reported_at_its_place_in_the_tre
         mylib.wait()
         """,
         {
-            "PYTHONPATH": str(installed),
+            "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]),
             "INSTALLED": str(installed),
             STALL_SOURCE_ROOT_ENV: str(tree),
         },
