@@ -243,3 +243,19 @@ def test_compat_matrix_prints_tox_envs_and_a_github_matrix() -> None:
         "compat-redis-py311",
         "compat-requests-py311",
     }
+
+
+def test_an_unwritable_cache_dir_is_one_line_and_exit_2_before_any_work(
+    tmp_path: Path, tinylib_manifest_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _small_suite(tmp_path, tinylib_manifest_text, '["check_tiny.py::test_passes"]')
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = tmp_path / "out"
+    argv = ["compat", "run", str(manifest), "--out", str(out), "--cache-dir", str(blocker / "c")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("greenpatch compat: --cache-dir ")
+    assert err.endswith(": not writable (Not a directory)\n")
+    assert err.count("\n") == 1
+    assert not list(out.glob("*.json"))  # no suite ran

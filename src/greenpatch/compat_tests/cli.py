@@ -152,7 +152,12 @@ def _parse_services(values: list[str]) -> dict[str, str]:
 
 
 def _handle_run(args: argparse.Namespace) -> int:
-    from greenpatch.compat_tests.harness import HarnessOptions, default_cache_dir
+    from greenpatch.compat_tests.harness import (
+        HarnessOptions,
+        PreconditionError,
+        check_preconditions,
+        default_cache_dir,
+    )
     from greenpatch.compat_tests.manifest import ManifestError, resolve_suite
 
     if args.jobs < 1:
@@ -179,6 +184,12 @@ def _handle_run(args: argparse.Namespace) -> int:
         allow_network=args.allow_network,
         reproduce_args=_reproduce_args(args),
     )
+    try:
+        # An unwritable cache, a path source that is not there: one line and
+        # exit 2 now, not a "not run" result after the other suites ran.
+        check_preconditions(manifests, options)
+    except PreconditionError as exc:
+        raise UsageError(str(exc)) from exc
     return _run_all(manifests, options, args)
 
 
