@@ -181,7 +181,10 @@ class HoldServer:
 class Gunicorn:
     """One gunicorn master (and its workers) started for a test."""
 
-    def __init__(self, workdir: Path, hold: HoldServer, args: list[str]) -> None:
+    def __init__(
+        self, workdir: Path, hold: HoldServer, args: list[str], context: Any = None
+    ) -> None:
+        self.context = context  # an ssl.SSLContext for a server started with --certfile
         self.log_path = workdir / "gunicorn.log"
         self._log = open(self.log_path, "wb")  # closed in stop()
         command = [
@@ -221,7 +224,7 @@ class Gunicorn:
     def _listening(self) -> re.Match[str] | None:
         if self.proc.poll() is not None:
             pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{self.log()}")
-        return re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
+        return re.search(r"Listening at: https?://127\.0\.0\.1:(\d+)", self.log())
 
     def _worker_pid(self) -> int | None:
         try:
@@ -230,6 +233,10 @@ class Gunicorn:
             return None
 
     def connection(self) -> http.client.HTTPConnection:
+        if self.context is not None:
+            return http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=DEADLINE, context=self.context
+            )
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
 
     def get(self, path: str) -> dict[str, Any]:
@@ -318,8 +325,8 @@ def start_gunicorn(tmp_path: Path, hold: HoldServer) -> Iterator[Callable[..., G
     (tmp_path / "app.py").write_text(APP)
     started: list[Gunicorn] = []
 
-    def start(*args: str) -> Gunicorn:
-        server = Gunicorn(tmp_path, hold, ["-w", "1", *args])
+    def start(*args: str, context: Any = None) -> Gunicorn:
+        server = Gunicorn(tmp_path, hold, ["-w", "1", *args], context)
         started.append(server)
         return server
 
@@ -502,3 +509,32 @@ def test_quit_and_int_stop_quickly(start_gunicorn, hold, sig):
     server.wait()
     outcome = request.outcome()
     assert not isinstance(outcome, tuple), outcome
+
+
+def test_tls_with_certfile(start_gunicorn, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    pem = str(tmp_path / "server.pem")
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    server = start_gunicorn("--certfile", pem, "--keyfile", pem, context=context)
+    conn = server.connection()
+    try:
+        for _ in range(2):  # keep-alive over TLS
+            conn.request("GET", "/patched")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["socket"] is True
+    finally:
+        conn.close()
+    # A plain-HTTP client on the TLS port fails its handshake; the worker goes on.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert plain.recv(100) == b""  # closed without an answer
+        except ConnectionResetError:
+            pass  # ... or reset, our request being unread
+    assert server.get("/pid")["pid"] == server.worker_pid
