@@ -235,7 +235,9 @@ def _probe_cell(result: Result) -> str:
         # Said in words, with the reason ("the manifest has no [probe]"), rather
         # than a "-" that reads like "nothing to report".  The same sentence as
         # every rendering of the result (reports.summary.cooperation_text).
-        return f"[yellow]{escape(_gist(cooperation_text(result), 90))}[/]"
+        # The pointer to the docs stays in the result file: the cell is narrow.
+        text = cooperation_text(result).split(" (see ")[0]
+        return f"[yellow]{escape(_gist(text, 90))}[/]"
     probe = result.probe or {}
     verdict = "[green]cooperative" if cooperation == "cooperative" else "[red]blocking"
     return f"{verdict} ({float(probe.get('factor', 0.0)):.1f}x of {probe.get('concurrency')})"
