@@ -82,6 +82,11 @@ APP = textwrap.dedent(
             # Blocks the whole process: the heartbeat must stop too.
             greenpatch.original("time", "sleep")(float(query))
             body = {"blocked": float(query)}
+        elif path == "/file" and query:
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return environ["wsgi.file_wrapper"](open(query, "rb"))
+        elif path == "/echo":
+            body = {"echo": environ["wsgi.input"].read().decode()}
         elif path == "/stats":
             body = dict(state)
         elif path == "/reset":
@@ -538,3 +543,45 @@ def test_tls_with_certfile(start_gunicorn, tmp_path):
         except ConnectionResetError:
             pass  # ... or reset, our request being unread
     assert server.get("/pid")["pid"] == server.worker_pid
+
+
+def test_gunicorn_http_features(start_gunicorn, tmp_path):
+    # What gunicorn users get from gunicorn's own handling: the access log,
+    # --limit-request-line, Expect: 100-continue, wsgi.file_wrapper.
+    (tmp_path / "data.bin").write_bytes(bytes(range(256)) * 1024)
+    access = tmp_path / "access.log"
+    server = start_gunicorn("--access-logfile", str(access), "--limit-request-line", "200")
+
+    conn = server.connection()
+    try:
+        conn.request("GET", "/file?data.bin")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read() == (tmp_path / "data.bin").read_bytes()
+
+        conn.request("GET", "/" + "x" * 300)
+        response = conn.getresponse()
+        assert response.status == 414
+        response.read()
+    finally:
+        conn.close()
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as raw:
+        raw.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = raw.recv(1)
+            assert chunk, interim
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        raw.sendall(b"hello")
+        reply = b""
+        while chunk := raw.recv(65536):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["echo"] == "hello"
+
+    _wait_for(lambda: '"GET /file?data.bin HTTP/1.1" 200' in access.read_text(), "access log")
