@@ -268,3 +268,74 @@ def test_late_timeout_does_not_hit_the_next_task_on_the_same_worker():
     spawn(leaves_timeout_armed).join()
     result = spawn(lambda: (sleep(0.1), "unharmed")[1])
     assert result.get(timeout=10) == "unharmed"
+
+
+# -- gevent's module-level helpers (issue 16) -------------------------------------
+
+
+def test_module_level_kill_does_not_wait_and_reaches_the_greenlet():
+    import greenpatch
+
+    sleeper = greenpatch.spawn(greenpatch.sleep, 5)
+    greenpatch.sleep(0)
+    greenpatch.kill(sleeper)
+    assert not sleeper.dead  # gevent's kill() only schedules the exception
+    sleeper.join()
+    assert isinstance(sleeper.value, greenpatch.GreenletExit)
+
+
+def test_spawn_raw_runs_a_plain_greenlet_and_reports_its_errors(capsys):
+    import greenlet
+
+    import greenpatch
+
+    seen = []
+    raw = greenpatch.spawn_raw(seen.append, 1)
+    assert type(raw) is greenlet.greenlet
+    failing = greenpatch.spawn_raw(int, "not a number")
+    greenpatch.idle()
+    assert seen == [1] and raw.dead and failing.dead
+    assert "ValueError" in capsys.readouterr().err
+
+
+def test_kill_reaches_a_raw_greenlet():
+    import greenpatch
+
+    finished = []
+
+    def blocked():
+        try:
+            greenpatch.sleep(5)
+        finally:
+            finished.append(True)
+
+    raw = greenpatch.spawn_raw(blocked)
+    greenpatch.sleep(0)
+    greenpatch.kill(raw)
+    greenpatch.idle()
+    assert finished == [True] and raw.dead
+
+
+def test_a_subclass_may_set_its_name_before_greenlet_init():
+    import greenpatch
+
+    class Named(greenpatch.Greenlet):
+        def __init__(self):
+            self.name = "actor"
+            greenpatch.Greenlet.__init__(self)
+
+        def _run(self):
+            return self.name
+
+    assert Named.spawn().get() == "actor"
+
+
+def test_raw_getcurrent_is_a_worker_but_getcurrent_is_the_task():
+    import greenlet
+
+    import greenpatch
+
+    task = greenpatch.spawn(lambda: (greenlet.getcurrent(), greenpatch.getcurrent()))
+    raw, current = task.get()
+    assert current is task
+    assert raw is not task  # documented in docs/hub.md and the migration guide

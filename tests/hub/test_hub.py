@@ -360,3 +360,37 @@ def test_destroying_a_hub_runs_every_destroy_hook_and_kills_its_default_pool(cap
     assert seen["pool closed"] is True
     assert "greenpatch.hub.threadpool" not in seen["state"]
     assert "a broken hook" in capsys.readouterr().err
+
+
+# -- gevent's sleep(ref=False), idle() and reinit() (issue 16) -------------------------
+
+
+def test_an_unrefd_sleep_does_not_keep_the_loop_alive():
+    import greenpatch
+
+    sleeper = greenpatch.spawn(greenpatch.sleep, 5, ref=False)
+    assert greenpatch.wait(timeout=10) is True
+    assert not sleeper.dead
+    sleeper.kill()
+
+
+def test_idle_returns_after_everything_ready_has_run():
+    import greenpatch
+
+    order = []
+
+    def chain(n):
+        order.append(n)
+        if n < 3:
+            greenpatch.spawn(chain, n + 1)
+
+    greenpatch.spawn(chain, 0)
+    greenpatch.idle()
+    assert order == [0, 1, 2, 3]
+
+
+def test_reinit_is_harmless_outside_a_fork():
+    import greenpatch
+
+    greenpatch.reinit()
+    assert greenpatch.spawn(lambda: 1).get() == 1

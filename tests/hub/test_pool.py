@@ -425,3 +425,34 @@ def test_apply_async_does_not_call_back_on_failure():
     for _ in range(5):
         sleep(0)
     assert called == []
+
+
+# -- gevent's Pool(greenlet_class=...) and map_async (issue 16) -------------------------
+
+
+def test_pool_takes_a_greenlet_class():
+    import greenpatch
+    from greenpatch.pool import Pool
+
+    class Mine(greenpatch.Greenlet):
+        pass
+
+    pool = Pool(2, greenlet_class=Mine)
+    assert type(pool.spawn(lambda: None)) is Mine
+    pool.join()
+    with pytest.raises(TypeError, match=r"subclass of greenpatch\.Greenlet"):
+        Pool(2, greenlet_class=object)
+
+
+def test_map_async_returns_a_greenlet_and_calls_back():
+    from greenpatch import Event
+    from greenpatch.pool import Group
+
+    called = []
+    done = Event()
+    job = Group().map_async(
+        lambda n: n + 1, range(3), callback=lambda r: (called.append(r), done.set())
+    )
+    assert job.get() == [1, 2, 3]
+    done.wait()
+    assert called == [[1, 2, 3]]

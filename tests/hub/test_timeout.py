@@ -124,3 +124,66 @@ def test_ten_thousand_timeouts_started_and_cancelled_leave_nothing():
     assert loop.active_watcher_count == before_count
     # Cancelled entries are compacted away rather than piling up.
     assert len(loop._timers) - before_heap <= 512
+
+
+# -- gevent's ways of passing a Timeout (issue 16) ---------------------------------
+
+
+def test_a_timeout_object_bounds_join_which_returns_quietly():
+    sleeper = spawn(sleep, 5)
+    timer = Timeout.start_new(0.01)
+    sleeper.join(timeout=timer)
+    assert not sleeper.ready()
+    assert not timer.pending
+    sleeper.kill()
+
+
+def test_a_timeout_object_passed_to_get_is_raised_itself():
+    sleeper = spawn(sleep, 5)
+    timer = Timeout(0.01)  # not started: get starts it
+    with pytest.raises(Timeout) as info:
+        sleeper.get(timeout=timer)
+    assert info.value is timer
+    sleeper.kill()
+
+
+def test_a_timeout_object_carrying_its_exception_raises_that_from_join():
+    sleeper = spawn(sleep, 5)
+    with pytest.raises(ValueError, match="mine"):
+        sleeper.join(timeout=Timeout(0.01, ValueError("mine")))
+    sleeper.kill()
+
+
+def test_a_timeout_object_is_cancelled_when_the_wait_ends_first():
+    quick = spawn(lambda: 7)
+    timer = Timeout.start_new(5)
+    assert quick.get(timeout=timer) == 7
+    assert not timer.pending
+
+
+def test_event_and_async_result_take_a_timeout_object():
+    assert greenpatch.Event().wait(timeout=Timeout(0.01)) is False
+    result = greenpatch.AsyncResult()
+    timer = Timeout(0.01)
+    with pytest.raises(Timeout) as info:
+        result.get(timeout=timer)
+    assert info.value is timer
+    assert result.wait(timeout=Timeout(0.01)) is None
+
+
+def test_start_new_takes_gevents_keyword_and_ours():
+    for timer in (Timeout.start_new(timeout=5), Timeout.start_new(seconds=5)):
+        assert timer.pending and timer.seconds == 5
+        timer.cancel()
+    with pytest.raises(TypeError, match="both"):
+        Timeout.start_new(5, seconds=5)
+
+
+def test_an_unrefd_timeout_does_not_keep_the_loop_alive():
+    timer = Timeout(5, ref=False)
+    timer.start()
+    try:
+        assert timer.pending
+        assert greenpatch.wait(timeout=10) is True  # the loop ran out of work at once
+    finally:
+        timer.cancel()

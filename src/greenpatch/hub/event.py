@@ -53,7 +53,7 @@ from greenlet import getcurrent
 from greenpatch.hub.hub import Hub, get_hub, resume
 from greenpatch.hub.hub import other_thread_count as _other_thread_count
 from greenpatch.hub.loop import TimerHandle
-from greenpatch.hub.timeout import Timeout
+from greenpatch.hub.timeout import Timeout, wait_until_timeout
 
 __all__ = ["AsyncResult", "Event"]
 
@@ -233,7 +233,7 @@ class _Linkable:
             _schedule(hub, self._run_link, callback)
 
     # -- waiting --------------------------------------------------------------
-    def _park(self, timeout: float | None) -> bool:
+    def _park(self, timeout: float | Timeout | None) -> bool:
         """Block until ``ready()`` or ``_notify_all``; False when ``timeout`` passed first.
 
         Lock-free on the waiter's side.  It relies on deque append, remove and
@@ -242,7 +242,14 @@ class _Linkable:
         the waiter sees ready, or its entry is still queued when the notifier
         pops.  After a resume, "my entry is gone" means "a notifier took it";
         the deque is usually empty by then, so the check is cheap.
+
+        ``timeout`` may be a ``Timeout`` object (gevent accepts one): it bounds
+        the wait and is cancelled when the wait ends.
         """
+        if isinstance(timeout, Timeout):
+            if self.ready():
+                return True
+            return wait_until_timeout(timeout, lambda: self._park(None))[0]
         if timeout is not None and timeout <= 0:
             return self.ready()
         hub = get_hub()
@@ -331,8 +338,11 @@ class Event(_Linkable):
     def clear(self) -> None:
         self._flag = False
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the flag is set; return False if ``timeout`` seconds pass first."""
+    def wait(self, timeout: float | Timeout | None = None) -> bool:
+        """Block until the flag is set; return False if ``timeout`` seconds pass first.
+
+        ``timeout`` may be a ``Timeout`` object, as in gevent.
+        """
         if self._flag:
             return True
         if timeout is not None:
@@ -442,7 +452,7 @@ class AsyncResult(_Linkable):
         return self._exc_info
 
     # -- waiting --------------------------------------------------------------
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: bool = True, timeout: float | Timeout | None = None) -> Any:
         """Return the value or raise the stored exception.
 
         Raises ``greenpatch.Timeout`` when the result is not there in time
@@ -452,13 +462,14 @@ class AsyncResult(_Linkable):
             if not block:
                 raise Timeout(0)
             if not self._park(timeout):
-                raise Timeout(timeout)
+                # gevent raises a Timeout object passed as ``timeout`` itself.
+                raise timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         return self._outcome()
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | Timeout | None = None) -> Any:
         """Block until ready or ``timeout``; return the value (None if none or not ready)."""
         if not self._flag:
             self._park(timeout)

@@ -33,16 +33,18 @@ from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
 from greenpatch.hub.hub import Hub, Waiter, get_hub, getcurrent_task
-from greenpatch.hub.timeout import Timeout
+from greenpatch.hub.timeout import Timeout, wait_until_timeout
 
 __all__ = [
     "Greenlet",
     "getcurrent_task",
     "iwait",
     "joinall",
+    "kill",
     "killall",
     "spawn",
     "spawn_later",
+    "spawn_raw",
     "wait",
 ]
 
@@ -154,24 +156,29 @@ class Greenlet:
         self._worker: RawGreenlet | None = None
         self._start_timer: Any = None
         self._id = next(_counter)
-        self._name: str | None = None
+        if type(self) is Greenlet:
+            self._name: str | None = None
+        else:
+            # A subclass may set ``name`` before calling Greenlet.__init__ (the
+            # gevent tutorial's actors do); keep it.
+            self._name = getattr(self, "_name", None)
 
     def _run(self) -> Any:
         """Override in a subclass to define the work when no ``run`` is passed."""
         raise NotImplementedError("pass a function to Greenlet() or override _run")
 
     # -- scheduling -----------------------------------------------------------
+    # Both pass their arguments to the constructor untouched, as gevent does, so
+    # that a subclass with its own __init__ signature can be spawned too.
     @classmethod
-    def spawn(cls, run: Callable[..., Any] | None = None, *args: Any, **kwargs: Any) -> Greenlet:
-        glet = cls(run, *args, **kwargs)
+    def spawn(cls, *args: Any, **kwargs: Any) -> Greenlet:
+        glet = cls(*args, **kwargs)
         glet.start()
         return glet
 
     @classmethod
-    def spawn_later(
-        cls, seconds: float, run: Callable[..., Any] | None = None, *args: Any, **kwargs: Any
-    ) -> Greenlet:
-        glet = cls(run, *args, **kwargs)
+    def spawn_later(cls, seconds: float, *args: Any, **kwargs: Any) -> Greenlet:
+        glet = cls(*args, **kwargs)
         glet.start_later(seconds)
         return glet
 
@@ -308,9 +315,16 @@ class Greenlet:
             self.join(timeout)
 
     # -- waiting for the result ----------------------------------------------
-    def join(self, timeout: float | None = None) -> None:
-        """Wait until the task finishes, at most ``timeout`` seconds."""
+    def join(self, timeout: float | Timeout | None = None) -> None:
+        """Wait until the task finishes, at most ``timeout`` seconds.
+
+        ``timeout`` may be a ``Timeout``, as in gevent: its expiry ends the wait
+        quietly (one carrying its own exception raises that).
+        """
         if self._state == _DONE:
+            return
+        if isinstance(timeout, Timeout):
+            wait_until_timeout(timeout, self.join)
             return
         waiter = Waiter(self.hub)
         self.rawlink(waiter.switch)
@@ -324,17 +338,26 @@ class Greenlet:
             if timer is not None:
                 timer.cancel()
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: bool = True, timeout: float | Timeout | None = None) -> Any:
         """The task's return value, or raise what it raised.
 
-        Raises ``greenpatch.Timeout`` when it has not finished in time.
+        Raises ``greenpatch.Timeout`` when it has not finished in time; given a
+        ``Timeout`` object as ``timeout``, raises that object (gevent does too).
         """
         if self._state != _DONE:
             if not block:
                 raise Timeout(0)
-            self.join(timeout)
-            if self._state != _DONE:
-                raise Timeout(timeout)
+            if isinstance(timeout, Timeout):
+                # Its expiry is raised out of join(), as gevent raises it.
+                Timeout.start_new(timeout)
+                try:
+                    self.join()
+                finally:
+                    timeout.cancel()
+            else:
+                self.join(timeout)
+                if self._state != _DONE:
+                    raise Timeout(timeout)
         if self._exc_info is not None:
             _, value, tb = self._exc_info
             raise value.with_traceback(tb)
@@ -407,6 +430,53 @@ def spawn_later(seconds: float, run: Callable[..., Any], *args: Any, **kwargs: A
     glet = Greenlet(run, *args, **kwargs)
     glet.start_later(seconds)
     return glet
+
+
+def spawn_raw(function: Callable[..., Any], *args: Any, **kwargs: Any) -> RawGreenlet:
+    """Run ``function`` in a plain ``greenlet.greenlet``, gevent's ``spawn_raw``.
+
+    No ``Greenlet`` object, no links, no value: the cheapest fire-and-forget.  An
+    exception it raises is reported like a task's and the loop goes on (a raw
+    greenlet's parent is the hub, which must never receive it).
+    """
+    hub = get_hub()
+    glet = RawGreenlet(_run_raw, hub)
+    hub.loop.run_callback(glet.switch, hub, function, args, kwargs)
+    return glet
+
+
+def _run_raw(
+    hub: Hub, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    try:
+        function(*args, **kwargs)
+    except GreenletExit:
+        pass
+    except BaseException:
+        hub.handle_error(getcurrent(), *sys.exc_info())
+
+
+def kill(glet: Any, exception: Any = GreenletExit) -> None:
+    """Raise ``exception`` in ``glet`` without waiting (gevent's module-level ``kill``).
+
+    ``glet`` is a ``Greenlet`` or a raw greenlet (from ``spawn_raw``); one that
+    has finished is left alone.  Handy as a signal handler:
+    ``signal_handler(SIGQUIT, kill, glet)``.
+    """
+    if isinstance(glet, Greenlet):
+        glet.kill(exception, block=False)
+        return
+    if getattr(glet, "dead", True):
+        return
+    exc = exception() if isinstance(exception, type) else exception
+    if glet is getcurrent():
+        raise exc
+    get_hub().loop.run_callback(_throw_raw, glet, exc)
+
+
+def _throw_raw(glet: RawGreenlet, exc: BaseException) -> None:
+    if not glet.dead:
+        glet.throw(exc)
 
 
 def joinall(

@@ -46,6 +46,8 @@ __all__ = [
     "get_hub",
     "get_hub_if_exists",
     "getcurrent_task",
+    "idle",
+    "reinit",
     "resume",
     "sleep",
 ]
@@ -240,8 +242,12 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         if watcher.waiter is waiter and not waiter.dead:
             waiter.throw(error)
 
-    def sleep(self, seconds: float = 0) -> None:
-        """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first."""
+    def sleep(self, seconds: float = 0, ref: bool = True) -> None:
+        """Suspend the current greenlet; ``sleep(0)`` lets every ready greenlet run first.
+
+        ``ref=False``: the sleep alone does not keep the loop running, so
+        ``LoopExit`` (or the end of ``wait()``) may come before it ends.
+        """
         if seconds <= 0:
             token = [getcurrent()]
             self._callbacks.append((resume, token))
@@ -253,6 +259,8 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             return
         current = getcurrent()
         timer = self.loop.call_later(seconds, current.switch)
+        if not ref:
+            timer.ref = False
         try:
             self.switch()
             while timer.pending:
@@ -482,6 +490,32 @@ def get_hub_if_exists() -> Hub | None:
 hub_of_this_thread: Callable[[], Hub | None] = partial(getattr, _local, "hub", None)
 
 
-def sleep(seconds: float = 0) -> None:
-    """Cooperative sleep; ``sleep(0)`` yields to every other ready greenlet."""
-    get_hub().sleep(seconds)
+def sleep(seconds: float = 0, ref: bool = True) -> None:
+    """Cooperative sleep; ``sleep(0)`` yields to every other ready greenlet.
+
+    ``ref=False`` (as in gevent): this sleep does not keep the loop alive.
+    """
+    get_hub().sleep(seconds, ref)
+
+
+def idle(priority: int = 0) -> None:
+    """Wait until the hub has nothing ready to run (gevent's ``idle``).
+
+    Returns once every greenlet that could run has run until it blocked: the
+    callback queue is empty when this greenlet is resumed.  ``priority`` (a
+    libev idle-watcher priority in gevent) is accepted and has no effect: the
+    queue is FIFO and has no priorities.
+    """
+    hub = get_hub()
+    hub.sleep(0)
+    while hub._callbacks:
+        hub.sleep(0)
+
+
+def reinit() -> None:
+    """gevent's ``reinit()``, for code that calls it after ``os.fork()``.
+
+    Nothing to do: the hub re-initialises its loop in a forked child by itself
+    (an ``os.register_at_fork`` hook, see ``_reinit_after_fork``), and doing it a
+    second time would make libev re-register every descriptor for nothing.
+    """

@@ -347,9 +347,16 @@ def wait_read(
 
 
 def wait_write(
-    fd: int, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out"
+    fd: int,
+    timeout: float | None = None,
+    timeout_exc: TimeoutSpec = "timed out",
+    event: object = None,
 ) -> None:
-    """Block the current greenlet until ``fd`` is writable (see ``wait_read``)."""
+    """Block the current greenlet until ``fd`` is writable (see ``wait_read``).
+
+    ``event`` is accepted for gevent's signature and ignored, as gevent ignores
+    it (deprecated there since 1.1).
+    """
     _wait_once(fd, WRITE, timeout, timeout_exc)
 
 

@@ -230,6 +230,23 @@ class Group:
         """``[func(x) for x in iterable]``, computed in the group; raises the first error."""
         return list(self.imap(func, iterable))
 
+    def map_async(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        callback: Callable[[list[Any]], Any] | None = None,
+    ) -> Greenlet:
+        """Run ``map`` in a new greenlet (outside the group) and return that greenlet.
+
+        Its value is the list of results; ``callback(results)`` runs in a new
+        greenlet if the map succeeds.  Outside the group, as in gevent: a member
+        slot held by the mapping greenlet itself could starve its own calls.
+        """
+        glet = self.greenlet_class.spawn(self.map, func, iterable)
+        if callback is not None:
+            glet.link_value(lambda source: callback(source.value))
+        return glet
+
     def imap(
         self, func: Callable[..., Any], *iterables: Iterable[Any], maxsize: int | None = None
     ) -> MapIterator:
@@ -252,7 +269,16 @@ class Pool(Group):
     ``spawn`` and ``add`` wait while the pool is full.
     """
 
-    def __init__(self, size: int | None = None) -> None:
+    def __init__(
+        self, size: int | None = None, greenlet_class: type[Greenlet] | None = None
+    ) -> None:
+        if greenlet_class is not None:
+            if not (isinstance(greenlet_class, type) and issubclass(greenlet_class, Greenlet)):
+                raise TypeError(
+                    f"greenlet_class must be a subclass of greenpatch.Greenlet, "
+                    f"not {greenlet_class!r}"
+                )
+            self.greenlet_class = greenlet_class
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"Pool size must be a positive integer or None, not {size!r}")
         self.size = size

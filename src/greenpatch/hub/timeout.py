@@ -20,7 +20,7 @@ from typing import Any, Callable, TypeVar
 from greenpatch.hub.hub import get_hub, getcurrent_task
 from greenpatch.hub.loop import TimerHandle
 
-__all__ = ["Timeout", "with_timeout"]
+__all__ = ["Timeout", "wait_until_timeout", "with_timeout"]
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -35,21 +35,39 @@ class Timeout(BaseException):
     ``except Exception`` in user code does not swallow it by accident.
     """
 
-    def __init__(self, seconds: float | None = None, exception: Any = None) -> None:
+    def __init__(
+        self, seconds: float | None = None, exception: Any = None, ref: bool = True
+    ) -> None:
         super().__init__(seconds)
         self.seconds = seconds
         self.exception = exception
+        #: False: the armed timer alone does not keep the loop running (gevent's
+        #: ``ref=False``), so a program whose other work is done can end first.
+        self.ref = ref
         self._timer: TimerHandle | None = None
 
     @classmethod
-    def start_new(cls, seconds: float | None = None, exception: Any = None) -> Timeout:
-        if isinstance(seconds, Timeout):
-            if not seconds.pending:
-                seconds.start()
-            return seconds
-        timeout = cls(seconds, exception)
-        timeout.start()
-        return timeout
+    def start_new(
+        cls, timeout: Any = None, exception: Any = None, ref: bool = True, **kwargs: Any
+    ) -> Timeout:
+        """A started Timeout; a ``Timeout`` passed in is started (if idle) and returned.
+
+        The first parameter is named ``timeout`` as in gevent; ``seconds=`` is
+        accepted too, the name used by ``Timeout()`` itself.
+        """
+        if "seconds" in kwargs:
+            if timeout is not None:
+                raise TypeError("Timeout.start_new() got both timeout and seconds")
+            timeout = kwargs.pop("seconds")
+        if kwargs:
+            raise TypeError(f"Timeout.start_new() got unexpected arguments {sorted(kwargs)}")
+        if isinstance(timeout, Timeout):
+            if not timeout.pending:
+                timeout.start()
+            return timeout
+        new = cls(timeout, exception, ref=ref)
+        new.start()
+        return new
 
     def start(self) -> None:
         """Arm the timer for the current greenlet."""
@@ -59,6 +77,8 @@ class Timeout(BaseException):
             return
         target = getcurrent_task()
         self._timer = get_hub().loop.call_later(self.seconds, self._expire, target)
+        if not self.ref:
+            self._timer.ref = False
 
     def _expire(self, target: Any) -> None:
         self._timer = None
@@ -104,6 +124,27 @@ class Timeout(BaseException):
     def __repr__(self) -> str:
         state = "pending" if self.pending else "idle"
         return f"<Timeout seconds={self.seconds} exception={self.exception!r} {state}>"
+
+
+def wait_until_timeout(timeout: Timeout, wait: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``wait()`` with a caller's ``Timeout`` object as its deadline.
+
+    gevent lets ``timeout=`` of ``join``/``get``/``wait`` be a ``Timeout``: it is
+    started if idle, bounds the wait, and is cancelled when the wait ends.  Returns
+    ``(True, result)``, or ``(False, None)`` when that very Timeout fired; any
+    other exception, including a Timeout that carries its own exception,
+    propagates.  Callers that must raise on expiry (``get``) catch nothing and let
+    the Timeout out instead.
+    """
+    Timeout.start_new(timeout)
+    try:
+        return True, wait()
+    except Timeout as exc:
+        if exc is not timeout:
+            raise
+        return False, None
+    finally:
+        timeout.cancel()
 
 
 def with_timeout(
