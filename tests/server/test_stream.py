@@ -281,3 +281,51 @@ def test_datagram_server_error_in_handler_does_not_stop_it(caplog):
         client.close()
     finally:
         server.stop(timeout=0)
+
+
+# -- gevent's constructor arguments (issue 16) --------------------------------------
+
+
+def test_the_third_positional_argument_is_the_backlog_as_in_gevent():
+    server = StreamServer(("127.0.0.1", 0), echo, 50)
+    try:
+        assert server.backlog == 50
+        assert type(server.pool).__name__ == "Group"  # not a pool of 50
+        server.start()
+        assert echo_once(server.address, b"x") == b"x"
+    finally:
+        server.stop(timeout=0)
+
+
+def test_spawn_takes_an_int_or_a_pool_and_pool_stays_keyword_only():
+    from greenpatch.hub.pool import Pool
+
+    assert StreamServer(("127.0.0.1", 0), echo, None, 3).pool.size == 3
+    mine = Pool(4)
+    assert StreamServer(("127.0.0.1", 0), echo, spawn=mine).pool is mine
+    assert StreamServer(("127.0.0.1", 0), echo, spawn=mine.spawn).pool is mine
+    assert StreamServer(("127.0.0.1", 0), echo, pool=5).pool.size == 5
+    with pytest.raises(TypeError, match="not both"):
+        StreamServer(("127.0.0.1", 0), echo, spawn=2, pool=2)
+    with pytest.raises(TypeError, match="spawn=None is not supported"):
+        StreamServer(("127.0.0.1", 0), echo, spawn=None)
+    with pytest.raises(TypeError):
+        StreamServer(("127.0.0.1", 0), echo, None, "default", None)  # type: ignore[misc]
+
+
+def test_gevent_ssl_args_make_the_context(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    certificate = trustme.CA().issue_cert("localhost")
+    certfile = tmp_path / "cert.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    server = StreamServer(("127.0.0.1", 0), echo, certfile=str(certfile), server_side=True)
+    assert isinstance(server.ssl_context, ssl.SSLContext)
+    with pytest.raises(TypeError, match="ssl_context="):
+        StreamServer(("127.0.0.1", 0), echo, certfile=str(certfile), do_handshake_on_connect=1)
+
+
+def test_datagram_server_takes_spawn_positionally():
+    server = DatagramServer(("127.0.0.1", 0), lambda data, address: None, 2)
+    assert server.pool.size == 2  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        DatagramServer(("127.0.0.1", 0), None, "default", 2)  # type: ignore[misc]

@@ -25,9 +25,10 @@ import socket
 from typing import Any
 
 from greenpatch.hub import Greenlet, GreenletExit, cancel_fd_waits
+from greenpatch.hub import spawn as hub_spawn
 from greenpatch.hub.pool import Group, Pool
 
-__all__ = ["BaseServer", "log"]
+__all__ = ["BaseServer", "log", "parse_address", "pool_from_spawn"]
 
 log = logging.getLogger("greenpatch.server")
 
@@ -43,6 +44,30 @@ def _make_pool(pool: Group | int | None) -> Group:
     if isinstance(pool, int) and not isinstance(pool, bool):
         return Pool(pool)
     raise TypeError(f"pool must be None, a positive int or a Group/Pool, not {pool!r}")
+
+
+def pool_from_spawn(spawn: Any, pool: Group | int | None) -> Group | int | None:
+    """Read gevent's ``spawn=`` argument as greenpatch's ``pool=``.
+
+    gevent's servers take ``spawn``: ``"default"`` (a greenlet per connection),
+    an int (a pool of that size) or a pool; greenpatch calls the same thing
+    ``pool``.  Both at once is ambiguous, so it is refused.
+    """
+    if isinstance(spawn, str) and spawn == "default":
+        return pool
+    if pool is not None:
+        raise TypeError("pass either spawn= (gevent's name) or pool=, not both")
+    if isinstance(spawn, Group) or (isinstance(spawn, int) and not isinstance(spawn, bool)):
+        return spawn
+    owner = getattr(spawn, "__self__", None)
+    if isinstance(owner, Group) and getattr(spawn, "__name__", None) == "spawn":
+        return owner  # spawn=pool.spawn: the pool itself
+    if spawn == Greenlet.spawn or spawn is hub_spawn:
+        return None  # greenpatch.spawn / Greenlet.spawn: one greenlet per connection
+    raise TypeError(
+        f"spawn={spawn!r} is not supported: pass 'default', an int or a "
+        "greenpatch Pool/Group (greenpatch always runs each connection in its own greenlet)"
+    )
 
 
 def parse_address(address: Any) -> tuple[str, int]:

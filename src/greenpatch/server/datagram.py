@@ -19,7 +19,7 @@ from typing import Any, Callable
 from greenpatch.hub import Greenlet
 from greenpatch.hub.pool import Group
 from greenpatch.server._io import CooperativeSocket
-from greenpatch.server.base import BaseServer, log
+from greenpatch.server.base import BaseServer, log, pool_from_spawn
 
 __all__ = ["DatagramServer"]
 
@@ -36,9 +36,12 @@ class DatagramServer(BaseServer):
         self,
         listener: Any,
         handle: Callable[[bytes, Any], Any] | None = None,
+        spawn: Any = "default",
+        *,
         pool: Group | int | None = None,
     ) -> None:
-        super().__init__(listener, pool)
+        # gevent's positional order (listener, handle, spawn); pool= is keyword-only.
+        super().__init__(listener, pool_from_spawn(spawn, pool))
         if handle is not None:
             self.handle = handle  # type: ignore[method-assign,assignment]
         self._cooperative: CooperativeSocket | None = None

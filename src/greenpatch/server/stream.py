@@ -34,7 +34,7 @@ from greenpatch.hub import Greenlet, get_hub
 from greenpatch.hub.io import READ, IoWaitQueue
 from greenpatch.hub.pool import Group
 from greenpatch.server._io import CooperativeSocket, RawSocket
-from greenpatch.server.base import BaseServer, log
+from greenpatch.server.base import BaseServer, log, pool_from_spawn
 
 __all__ = ["StreamServer"]
 
@@ -46,6 +46,31 @@ ACCEPT_PAUSE = 0.05
 #: Connections accepted in one go before the serving greenlet lets others run.
 ACCEPT_BURST = 64
 
+#: gevent's ``**ssl_args`` that greenpatch turns into an ``ssl.SSLContext``.
+SSL_ARGS = frozenset({"keyfile", "certfile", "ca_certs", "cert_reqs", "ciphers", "server_side"})
+
+
+def context_from_ssl_args(ssl_args: dict[str, Any]) -> ssl.SSLContext:
+    """An ``SSLContext`` from gevent-style ``keyfile=``/``certfile=``/... arguments."""
+    unknown = set(ssl_args) - SSL_ARGS
+    if unknown:
+        raise TypeError(
+            f"unexpected arguments {sorted(unknown)}; TLS options other than "
+            f"{sorted(SSL_ARGS)} go through ssl_context=ssl.SSLContext(...)"
+        )
+    if "certfile" not in ssl_args:
+        raise TypeError("TLS needs certfile= (or pass ssl_context=)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(ssl_args["certfile"], ssl_args.get("keyfile"))
+    if ssl_args.get("ca_certs"):
+        context.load_verify_locations(ssl_args["ca_certs"])
+    if ssl_args.get("cert_reqs") is not None:
+        context.verify_mode = ssl_args["cert_reqs"]
+    if ssl_args.get("ciphers"):
+        context.set_ciphers(ssl_args["ciphers"])
+    return context
+
+
 _raw_accept = RawSocket._accept  # type: ignore[attr-defined]  # the C accept: (fd, address)
 
 
@@ -53,23 +78,35 @@ class StreamServer(BaseServer):
     """A TCP (or TLS) server running ``handle(socket, address)`` per connection.
 
     ``listener`` is a listening socket or an address ``(host, port)`` (port 0
-    picks a free one: read ``server.address`` after ``start()``).  ``pool`` bounds
-    the concurrent connections (an int or a ``Pool``).  The handler's socket is
-    closed when the handler returns.
+    picks a free one: read ``server.address`` after ``start()``).  The positional
+    parameters are gevent's: ``backlog`` then ``spawn`` (``"default"``, an int
+    or a ``Pool``).  ``pool=`` (keyword) is the greenpatch name for ``spawn``: it
+    bounds the concurrent connections.  The handler's socket is closed when the
+    handler returns.
     """
 
     def __init__(
         self,
         listener: Any,
         handle: Handler | None = None,
+        backlog: int | None = None,
+        spawn: Any = "default",
+        *,
         pool: Group | int | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        backlog: int | None = None,
         handshake_timeout: float | None = 10.0,
+        **ssl_args: Any,
     ) -> None:
-        super().__init__(listener, pool, backlog)
+        # The positional order is gevent's (listener, handle, backlog, spawn), so
+        # that StreamServer(addr, handle, 50) means a backlog of 50 in both;
+        # greenpatch's own options are keyword-only.
+        super().__init__(listener, pool_from_spawn(spawn, pool), backlog)
         if handle is not None:
             self.handle = handle  # type: ignore[method-assign,assignment]
+        if ssl_args:
+            if ssl_context is not None:
+                raise TypeError("pass either ssl_context= or keyfile=/certfile=..., not both")
+            ssl_context = context_from_ssl_args(ssl_args)
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
 
