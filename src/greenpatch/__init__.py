@@ -4,6 +4,8 @@ The public API.  Importing this module creates nothing (no hub, no loop): the
 hub of a thread is made on first use.
 """
 
+from typing import Any
+
 from greenpatch.hub import (
     AsyncResult,
     BlockingSwitchOutError,
@@ -46,9 +48,45 @@ from greenpatch.hub import (
     wait_write,
     with_timeout,
 )
+from greenpatch.hub.greenlet import kill, spawn_raw
+from greenpatch.hub.hub import idle, reinit
 from greenpatch.patcher import is_patched, original, patch, patch_all, patched
 
 getcurrent = getcurrent_task
+
+
+#: The gevent-shaped modules (``greenpatch.monkey``, ``greenpatch.queue``...),
+#: imported on first attribute access so that ``import greenpatch`` stays light.
+_GEVENT_MODULES = frozenset(
+    {
+        "event",
+        "local",
+        "lock",
+        "monkey",
+        "pool",
+        "pywsgi",
+        "queue",
+        "select",
+        "server",
+        "signal",
+        "socket",
+        "subprocess",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # gevent.fork: the green os.fork, loaded on first use (the light core).
+    if name == "fork":
+        from greenpatch.patcher.green.os import fork
+
+        return fork
+    if name in _GEVENT_MODULES:
+        import importlib
+
+        return importlib.import_module(f"greenpatch.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -80,22 +118,27 @@ __all__ = [
     "Waiter",
     "__version__",
     "cancel_fd_waits",
+    "fork",
     "get_hub",
     "get_threadpool",
     "getcurrent",
     "getcurrent_task",
+    "idle",
     "is_patched",
     "iwait",
     "joinall",
+    "kill",
     "killall",
     "original",
     "patch",
     "patch_all",
     "patched",
+    "reinit",
     "signal_handler",
     "sleep",
     "spawn",
     "spawn_later",
+    "spawn_raw",
     "wait",
     "wait_read",
     "wait_write",
