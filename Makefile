@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_server.py
 	$(PY) benchmarks/bench_latency.py
+	$(PY) benchmarks/bench_gunicorn.py
 
 ## tox: the Python 3.9-3.13 matrix (pyenv's interpreters are put on PATH)
 PYENV_BINS := $(shell command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare | grep -E '^3\.(9|1[0-3])\.'); do printf '%s/bin:' "$$(pyenv prefix $$v)"; done)
