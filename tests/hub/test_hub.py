@@ -323,7 +323,12 @@ def test_importing_greenpatch_creates_no_hub():
 def test_ctrl_c_while_the_hub_blocks_reaches_the_main_greenlet():
     code = textwrap.dedent(
         """
-        import os, signal, threading, greenpatch
+        import signal
+        # What Python does at start-up when SIGINT is not ignored.  The child
+        # inherits the caller's disposition: under `nohup`, `cmd &` in a script
+        # or some CI runners SIGINT is ignored, and Ctrl-C would never arrive.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        import os, threading, greenpatch
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
             greenpatch.sleep(30)
