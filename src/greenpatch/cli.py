@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import runpy
@@ -104,9 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.module is None and not os.path.exists(args.target[0]):
         print(f"greenpatch run: can't open file {args.target[0]!r}: no such file", file=sys.stderr)
         return 2
-    # As `python -m`: the current directory first on sys.path (also for the checks).
     if args.module is not None:
-        sys.path.insert(0, os.getcwd())
         problem = _missing_module(args.module, before_patch=True)
         if problem:
             print(f"greenpatch run: {problem}", file=sys.stderr)
@@ -114,6 +113,9 @@ def _run(args: argparse.Namespace) -> int:
 
     greenpatch.patch_all(aggressive=args.aggressive, **flags)
     if args.module is not None:
+        # As `python -m`: the current directory first on sys.path -- only after
+        # the patch, whose own imports a `select.py` in the project must not shadow.
+        sys.path.insert(0, os.getcwd())
         # A dotted name is looked up only now: finding ``a.b`` imports ``a``, and
         # nothing of the target may be imported before the patch.
         problem = _missing_module(args.module, before_patch=False)
@@ -145,6 +147,10 @@ def _missing_module(name: str, *, before_patch: bool) -> str | None:
         return None  # already checked before the patch
     try:
         spec = importlib.util.find_spec(look_up)
+        if spec is None and before_patch:
+            # The current directory is not on sys.path yet (see _run): searched
+            # on its own, by the path finder, which imports nothing.
+            spec = importlib.machinery.PathFinder.find_spec(look_up, [os.getcwd()])
     except (ImportError, ValueError) as exc:  # a parent that fails to import, or is no package
         return f"-m {name}: {type(exc).__name__}: {exc}"
     if spec is None:
