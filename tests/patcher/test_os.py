@@ -195,3 +195,29 @@ def test_nb_read_and_nb_write_wait_on_the_hub():
         """
     )
     assert out == f"{1 << 20} True"
+
+
+def test_a_child_exit_reaches_the_wakeup_fd_and_the_sigchld_handler():
+    # asyncio's SafeChildWatcher/FastChildWatcher install a SIGCHLD handler and
+    # learn of exits from the byte CPython writes to signal.set_wakeup_fd's
+    # descriptor; while libev owns SIGCHLD (the green Popen watches its child)
+    # that byte must still come.
+    out = run_patched(
+        """
+        import select, subprocess
+        r, w = socket.socketpair()
+        r.setblocking(False); w.setblocking(False)
+        signal.set_wakeup_fd(w.fileno())
+        calls = []
+        signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        ready, _, _ = select.select([r], [], [], 30)
+        got = list(r.recv(16)) if ready else []
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(signal.SIGCHLD in got, calls[:1] == [signal.SIGCHLD])
+        """
+    )
+    assert out == "True True"

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import os as _stdlib
 import signal as _signal
+import sys
 from collections import OrderedDict
 from time import monotonic
 from typing import Any
@@ -78,7 +79,11 @@ from greenpatch.patcher.green._fdio import write as write
 if hasattr(_stdlib, "readv"):
     from greenpatch.patcher.green._fdio import readv as readv
     from greenpatch.patcher.green._fdio import writev as writev
-from greenpatch.patcher.green.signal import _in_main_thread, run_python_handler
+from greenpatch.patcher.green.signal import (
+    _in_main_thread,
+    deliver_as_cpython,
+    run_python_handler,
+)
 
 __target__ = "os"
 __implements__ = ["fork", "waitpid", "wait", "read", "write"]
@@ -276,7 +281,12 @@ class _ChildReaper:
     def _run_sigchld_handler(self) -> None:
         self._sigchld_scheduled = False
         handler = _real_getsignal(_signal.SIGCHLD)
-        if callable(handler):
+        if not callable(handler):
+            return
+        if sys.version_info >= (3, 10):
+            # As CPython's own C handler: the wake-up descriptor hears of it too.
+            spawn(deliver_as_cpython, _signal.SIGCHLD)
+        else:  # interrupt_main takes no signal number before 3.10
             spawn(run_python_handler, handler, _signal.SIGCHLD)
 
     # -- other threads -----------------------------------------------------------

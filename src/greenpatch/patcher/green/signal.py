@@ -207,6 +207,34 @@ def interrupt_main(signum: int = _stdlib.SIGINT) -> None:
     wake_default_loop_for_signal()
 
 
+def _checkpoint() -> None:
+    """A Python call: CPython runs pending signal handlers at a call's entry."""
+
+
+def deliver_as_cpython(signum: int) -> None:
+    """Deliver ``signum`` to its Python-level handler as CPython's C handler would.
+
+    For a signal whose C handler is not CPython's (libev owns SIGCHLD while
+    child watchers run): ``_thread.interrupt_main(signum)`` (3.10+) trips the
+    signal -- the flag, and the byte to ``signal.set_wakeup_fd``'s descriptor
+    that asyncio's child watchers wait for -- and the handler then runs at the
+    next call, here, in this greenlet.  What it raises goes to the main
+    greenlet, as ``run_python_handler`` does.  Runs in a greenlet of the main
+    hub.  Rejected: calling the handler ourselves (no byte on the wake-up
+    descriptor: asyncio's SafeChildWatcher never learnt of an exit), and
+    writing that byte ourselves (the descriptor can be read back only by
+    resetting it, which loses its ``warn_on_full_buffer``).
+    """
+    try:
+        original("_thread", "interrupt_main")(signum)
+        _checkpoint()
+    except GreenletExit:
+        raise
+    except BaseException as exc:
+        hub = get_hub()
+        hub.loop.run_callback(_throw_into_main, hub, exc)
+
+
 def run_python_handler(handler: Callable[[int, FrameType | None], Any], signum: int) -> None:
     """Call ``handler(signum, frame)``; what it raises goes to the main greenlet.
 
