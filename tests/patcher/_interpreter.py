@@ -3,9 +3,17 @@ never the pytest one."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+
+
+def _sigint_as_in_a_terminal() -> None:
+    # The caller may ignore SIGINT (`cmd &` in a script, nohup, some CI
+    # runners): a child inherits that, and Python then installs no
+    # KeyboardInterrupt handler.  The tests' children start as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_script(
@@ -26,6 +34,7 @@ def run_script(
         text=True,
         timeout=60,
         env=None if env is None else dict(env),
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     assert out.returncode == returncode, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
     return out.stdout.strip()
