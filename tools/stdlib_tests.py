@@ -69,6 +69,7 @@ DEFAULT_MODULES = (
     "test_subprocess",
     "test_os",
     "test_threading_local",
+    "test_signal",
     # asyncio's loops with threads: to_thread, run_in_executor and
     # call_soon_threadsafe, run_coroutine_threadsafe, wrap_future, threaded
     # servers and clients (ssl too), and child watchers (ThreadedChildWatcher
