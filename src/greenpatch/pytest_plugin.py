@@ -70,7 +70,7 @@ def late_patch_summary(messages: list[str]) -> str | None:
         "pytest and its plugins were imported before greenpatch could patch, and some "
         f"of it keeps the unpatched standard library: {'; '.join(items)}. This is "
         "harmless unless your tests use these modules. If they do, start pytest "
-        "patched (`greenpatch run -m pytest -p greenpatch`), or leave out the plugin "
+        "patched (`greenpatch run -m pytest --greenpatch`), or leave out the plugin "
         "that imports them (`-p no:NAME`)."
     )
 
