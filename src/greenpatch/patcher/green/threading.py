@@ -43,7 +43,6 @@ from types import ModuleType
 from typing import Any, Callable
 
 import greenlet as _greenlet_mod
-from greenlet import GreenletExit
 from greenlet import getcurrent as _raw_getcurrent
 
 from greenpatch.hub import LoopExit, get_hub_if_exists, getcurrent_task
@@ -127,66 +126,49 @@ def _forget_dummy(ident: int, dummy: Any) -> None:
 # -- starting ------------------------------------------------------------------
 # ``Thread.start()`` starts the thread, then waits on ``self._started``, which
 # the new thread sets in ``_bootstrap_inner`` before it calls ``run()``.  With
-# OS threads both then run; here the new task runs on until it blocks, so a
-# target that spins until its starter sets a flag (``t.start(); stop.set()``)
-# would never give the starter back control.  So the new task yields once,
-# right after setting ``_started``: the starter (whose resume that ``set()``
-# queued) returns from ``start()`` first, with the thread started, named and
-# listed (it is in ``_limbo`` until the task resumes and moves itself into
-# ``_active``; ``enumerate()`` and ``active_count()`` count both, and CPython
-# has the same window).  The hook is a one-shot instance attribute on that
-# ``Event``, so its type and identity do not change.  If the process forks
-# during that yield, the child must not run the thread (only the forking thread
-# lives on there, and threading has already marked this one stopped): the task
-# ends quietly when it resumes there.
-# Rejected: swapping ``threading.Event`` (every user's events would change
-# class); yielding before ``_started.set()`` (the starter still waits for it);
-# setting ``_started`` in the starter (``ident`` is set by the new thread itself).
-def _yield_after_started(function: Any) -> None:
-    """If ``function`` is a ``Thread``'s bootstrap, make its ``_started.set()`` yield once."""
-    thread = getattr(function, "__self__", None)
-    if not isinstance(thread, _threading.Thread):  # (Any: typeshed lacks _started)
-        return  # a plain _thread function: start_new_thread never waited for it
-    started = thread._started
-    set_event = started.set
+# OS threads the new thread then usually runs on first, for up to the switch
+# interval (5 ms), holding the GIL; here it runs on until it blocks.  Code
+# relies on the first (a test that starts a thread inside a ``mock.patch``
+# block and leaves the block at once: the thread's first call must still see
+# the mock -- redis-py's PubSubWorkerThread tests).  But a target that spins,
+# polling an ``Event`` its starter will set (``t.start(); stop.set()``), would
+# never give the starter back control: so a polling ``Event.is_set()`` yields
+# now and then (``_polling_is_set``, installed by ``after_patch``).
+# Rejected: the new task yielding once right after setting ``_started`` (the
+# starter then ran first, always -- unlike CPython, where that is the rare
+# case -- and the redis-py tests above hung); preempting a spinning task from
+# a timer (a switch at any bytecode, inside greenpatch's own bookkeeping too).
+#: A polling ``is_set()`` that answers False yields to the hub every this many calls.
+IS_SET_YIELD_EVERY = 64
+_unset_answers = 0
 
-    def set_then_yield() -> None:
-        try:
-            del started.set  # back to Event.set, for good
-        except AttributeError:
-            pass
-        set_event()
+
+def _polling_is_set(self: Any) -> bool:
+    """``threading.Event.is_set`` that lets other threads run while one polls it."""
+    if self._flag:
+        return True
+    global _unset_answers
+    _unset_answers += 1
+    if _unset_answers >= IS_SET_YIELD_EVERY:
+        _unset_answers = 0
         hub = get_hub_if_exists()
         if hub is not None and _raw_getcurrent() is not hub:
-            pid = os.getpid()
             hub.sleep(0)
-            if os.getpid() != pid:
-                _end_in_forked_child(thread)
-
-    try:
-        started.set = set_then_yield
-    except AttributeError:  # not a stdlib Event (a subclass with __slots__): no yield
-        pass
+            return bool(self._flag)
+    return False
 
 
-def _end_in_forked_child(thread: Any) -> None:
-    """End the task of ``thread``, which a fork left behind in the child.
-
-    ``threading._after_fork`` took it out of ``_limbo``, where ``_bootstrap_inner``
-    would next look for it; its clean-up (``_delete``) removes the running ident
-    from ``_active``, so that is where it goes for the way out.  ``GreenletExit``
-    ends a green thread without a report.
-    """
-    with _threading._active_limbo_lock:
-        _threading._active[get_ident()] = thread
-    raise GreenletExit
+def _make_event_polling_cooperative(threading_mod: Any) -> None:
+    """Step 9 of ``after_patch``: ``Event.is_set`` yields now and then (see above)."""
+    event_class = threading_mod.Event
+    if vars(event_class).get("is_set") is not _polling_is_set:
+        event_class.is_set = _polling_is_set
 
 
 def _start_new_thread(
     function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
 ) -> int:
     """``threading``'s ``_start_new_thread`` (up to 3.12): the green one, see above."""
-    _yield_after_started(function)
     return _green_thread.start_new_thread(function, args, kwargs)
 
 
@@ -194,7 +176,6 @@ def _start_joinable_thread(
     function: Callable[..., Any], handle: Any = None, daemon: bool = True
 ) -> Any:
     """``threading``'s ``_start_joinable_thread`` (3.13): the green one, see above."""
-    _yield_after_started(function)
     return _green_thread.start_joinable_thread(function, handle, daemon)
 
 
@@ -244,6 +225,8 @@ def after_patch(threading_mod: Any, registry: Registry) -> None:
     7. asyncio's running-loop record (see "asyncio" below): set up now if
        ``asyncio`` is imported, else when it is.
     8. On 3.13, forks: see ``_after_fork_in_child``.
+    9. ``Event.is_set``: a thread that polls an event yields now and then (see
+       "starting" above).
 
     Left alone, on purpose: ``_active_limbo_lock`` and ``_shutdown_locks_lock``
     are held for a few bytecodes and never across a switch, and they are used by
@@ -256,6 +239,7 @@ def after_patch(threading_mod: Any, registry: Registry) -> None:
     _cooperative_join_for_running_threads(threading_mod)
     _replace_logging_locks(threading_mod)
     _replace_futures_shutdown_lock(threading_mod)
+    _make_event_polling_cooperative(threading_mod)
     _rebind_stdlib_holders(threading_mod)
     _follow_asyncio_loops()
     if _HAS_HANDLES:
