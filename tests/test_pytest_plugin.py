@@ -242,13 +242,6 @@ def test_late_patch_problems_become_one_warning():
     assert late_patch_summary([]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs PYTEST_DONT_REWRITE in src/greenpatch/__init__.py's docstring: pytest marks "
-    "every top-level package of a distribution with a pytest11 entry point for assertion "
-    "rewriting, and warns when one (greenpatch, imported by `greenpatch run`) is already "
-    "imported; with filterwarnings = error that warning stops the run",
-)
 def test_a_patched_run_without_the_plugin_survives_filterwarnings_error(tmp_path: Path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    error\n")
     (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")

@@ -2,6 +2,10 @@
 
 The public API.  Importing this module creates nothing (no hub, no loop): the
 hub of a thread is made on first use.
+
+PYTEST_DONT_REWRITE: greenpatch ships a pytest11 entry point (greenpatch_pytest),
+so pytest marks this package for assertion rewriting; it is often imported
+before pytest starts (``greenpatch run -m pytest``) and must not be rewritten.
 """
 
 from typing import Any

@@ -24,6 +24,8 @@ from rich.table import Table
 
 from greenpatch.compat_tests.harness import SuiteListener
 from greenpatch.compat_tests.manifest import Manifest
+from greenpatch.compat_tests.stall_advice import STALL_ADVICE
+from greenpatch.compat_tests.stall_advice import spot_kind as _spot_kind
 from greenpatch.reports.model import Result
 from greenpatch.reports.summary import cell_verdict, cooperation_of, cooperation_text
 
@@ -284,29 +286,6 @@ def summary_console() -> Console:
 
 #: Hot spots shown per suite; the result file has them all.
 TOP_HOT_SPOTS = 5
-
-#: What a stall's kind means and what to do about it (see stall.classify).
-STALL_ADVICE = {
-    "cpu": (
-        "the hub's thread was computing (a busy loop, a C extension working): "
-        "move the work to a thread (hub.threadpool) or let it yield"
-    ),
-    "blocked": (
-        "the hub's thread waited in a system call the patch does not reach (a C client "
-        "on its socket, an unpatched sleep or lock): patch before the import, use a "
-        "pure-Python client, or run the call in a thread"
-    ),
-    "unscheduled": (
-        "the process was not running at all (an overloaded machine, a suspended VM): "
-        "not the library's doing; re-run on a quieter machine"
-    ),
-    "unknown": "no CPU accounting on this platform: judge by the frame",
-}
-
-
-def _spot_kind(spot: dict[str, Any]) -> str:
-    kind = spot.get("kind")
-    return kind if isinstance(kind, str) and kind in STALL_ADVICE else "unknown"
 
 
 def print_hot_spots(console: Console, result: Result, top: int = TOP_HOT_SPOTS) -> None:
