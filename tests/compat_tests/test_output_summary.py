@@ -164,3 +164,21 @@ def test_statuses_say_what_is_missing() -> None:
         tests=[TestVerdict(nodeid="t.py::a", verdict="regression")], incomplete=True
     )
     assert status(regression) == ("REGRESSION: 1 regression, INCOMPLETE", "red")
+
+
+def test_stalls_outside_any_test_come_apart_and_do_not_count_against_the_library() -> None:
+    # pytest compiling the test modules at collection holds the loop for
+    # seconds: it is listed apart, after the stalls seen while tests ran.
+    collecting = spot("/venv/_pytest/assertion/rewrite.py:810 in helper", 5.4, 15.2, "cpu")
+    collecting["tests"] = []
+    in_a_test = spot("/src/demo/client.py:41 in read_reply", 0.3, 0.3, "blocked")
+    result = make_result(hot_spots=[collecting, in_a_test])
+    lines = render([(result, Path("r.json"))], width=160).splitlines()
+    mine = next(n for n, line in enumerate(lines) if "client.py:41" in line)
+    apart = next(n for n, line in enumerate(lines) if "outside any test" in line)
+    assert mine < apart
+    assert "rewrite.py:810" in lines[apart] and "5.400 s" in lines[apart]
+    assert status(result)[0] == "PASS, loop stalls at 1 site(s)"
+    only_outside = make_result(hot_spots=[collecting])
+    assert status(only_outside) == ("PASS", "green")
+    assert "none while a test ran" in render([(only_outside, Path("r.json"))], width=160)

@@ -255,7 +255,9 @@ def status(result: Result) -> tuple[str, str]:
     a cooperation measurement is never a pass, whatever its counts say.
     """
     cell = cell_verdict(result)
-    stalls = [spot for spot in result.hot_spots if _spot_kind(spot) != "unscheduled"]
+    stalls = [
+        spot for spot in result.hot_spots if _spot_kind(spot) != "unscheduled" and _in_tests(spot)
+    ]
     # Passing tests that hold the loop: fine for a test, not for a server.
     stalled = f", loop stalls at {len(stalls)} site(s)" if stalls else ""
     if cell.kind == "pass":
@@ -288,12 +290,26 @@ def summary_console() -> Console:
 TOP_HOT_SPOTS = 5
 
 
+def _in_tests(spot: dict[str, Any]) -> bool:
+    """Whether a hot spot was seen while a test ran (not during collection:
+    pytest compiling the test modules holds the loop for seconds, which is no
+    finding about the library)."""
+    return bool(spot.get("tests", True))
+
+
 def print_hot_spots(console: Console, result: Result, top: int = TOP_HOT_SPOTS) -> None:
-    """The worst loop stalls of ``result``'s patched run, each with what to do."""
-    spots = result.hot_spots
-    if not spots:
+    """The worst loop stalls of ``result``'s patched run, each with what to do.
+
+    Stalls seen while no test ran (collection, session-scoped set-up) come
+    after, apart, and are not counted in the status line.
+    """
+    if not result.hot_spots:
         return
+    spots = [spot for spot in result.hot_spots if _in_tests(spot)]
+    outside = [spot for spot in result.hot_spots if not _in_tests(spot)]
     console.print(f"[bold]loop stalls[/] in {escape(result.suite)} (patched run), worst first:")
+    if not spots:
+        console.print("  none while a test ran")
     kinds: list[str] = []
     for spot in spots[:top]:
         kind = _spot_kind(spot)
@@ -307,6 +323,15 @@ def print_hot_spots(console: Console, result: Result, top: int = TOP_HOT_SPOTS) 
         console.print(escape(line), soft_wrap=True)
     if len(spots) > top:
         console.print(f"  ... {len(spots) - top} more in the result file")
+    if outside:
+        worst = max(outside, key=lambda spot: float(spot.get("worst", 0.0)))
+        console.print(
+            escape(
+                f"  outside any test (collection, session set-up): {len(outside)} site(s), "
+                f"worst {float(worst.get('worst', 0.0)):.3f} s at {worst.get('frame', '?')}"
+            ),
+            soft_wrap=True,
+        )
     for kind in kinds:
         console.print(f"  [{kind}] {STALL_ADVICE[kind]}", soft_wrap=True, markup=False)
 
