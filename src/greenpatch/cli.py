@@ -19,19 +19,9 @@ import sys
 from collections.abc import Sequence
 
 import greenpatch
+from greenpatch.patcher.api import PATCH_ALL_FLAGS
 
-PATCH_FLAGS = (
-    "socket",
-    "dns",
-    "time",
-    "select",
-    "thread",
-    "os",
-    "ssl",
-    "subprocess",
-    "signal",
-    "queue",
-)
+PATCH_FLAGS = PATCH_ALL_FLAGS
 
 
 def _run_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

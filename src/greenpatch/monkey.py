@@ -20,6 +20,7 @@ from typing import Any
 
 from greenpatch.patcher import is_patched, original, patched, registry
 from greenpatch.patcher import patch_all as _patch_all
+from greenpatch.patcher.api import PATCH_ALL_FLAGS
 
 __all__ = [
     "get_original",
@@ -42,19 +43,7 @@ __all__ = [
     "patch_time",
 ]
 
-#: patch_all's own flags, each the name of a group of patches.
-_CORE_FLAGS = (
-    "socket",
-    "dns",
-    "time",
-    "select",
-    "thread",
-    "os",
-    "ssl",
-    "subprocess",
-    "signal",
-    "queue",
-)
+_CORE_FLAGS = PATCH_ALL_FLAGS
 
 
 def patch_all(

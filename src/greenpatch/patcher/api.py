@@ -19,6 +19,7 @@ from greenpatch.patcher.registry import PatchError, PatchSpec, Registry
 __all__ = [
     "ENTRY_POINT_GROUP",
     "HOOK_EVENTS",
+    "PATCH_ALL_FLAGS",
     "PluginAPI",
     "add_hook",
     "is_patched",
@@ -32,6 +33,19 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "greenpatch.patches"
 HOOK_EVENTS = ("before_patch_all", "after_patch_all")
+#: ``patch_all``'s own flags, each naming a group of built-in patches (plugins add theirs).
+PATCH_ALL_FLAGS = (
+    "socket",
+    "dns",
+    "time",
+    "select",
+    "thread",
+    "os",
+    "ssl",
+    "subprocess",
+    "signal",
+    "queue",
+)
 
 Hook = Callable[[dict[str, bool]], None]
 
