@@ -448,3 +448,23 @@ def test_a_woken_getter_that_dies_cannot_wake_the_next_task_of_its_worker():
     q.put("item")
     assert task.get(timeout=10) >= 0.25  # a stale wake-up would end the sleep early
     assert q.get_nowait() == "item"
+
+
+def test_peek_returns_the_next_item_and_leaves_it_for_get():
+    for cls, expected in ((Queue, 1), (SimpleQueue, 1), (LifoQueue, 3), (PriorityQueue, 1)):
+        queue = cls()
+        for item in (2, 1, 3) if cls is PriorityQueue else (1, 2, 3):
+            queue.put(item)
+        assert queue.peek() == expected == queue.peek_nowait()
+        assert queue.get() == expected
+    empty = Queue()
+    with pytest.raises(Empty):
+        empty.peek_nowait()
+    # A peek that waited passes the turn on: a getter queued behind it gets the item.
+    peeked, got = [], []
+    spawn(lambda: peeked.append(empty.peek()))
+    getter = spawn(lambda: got.append(empty.get()))
+    sleep(0)
+    empty.put("x")
+    getter.join(5)
+    assert peeked == ["x"] and got == ["x"]

@@ -285,6 +285,26 @@ class Queue(Generic[_T]):
         """Remove and return the next item or raise ``Empty``; never blocks."""
         return self.get(False)
 
+    #: Where the next item ``get`` returns sits in ``_items``: the front (the
+    #: heap's smallest for ``PriorityQueue``), the back for ``LifoQueue``.
+    _next_index = 0
+
+    def peek(self, block: bool = True, timeout: float | None = None) -> _T:
+        """Return the next item ``get`` would return, leaving it in the queue
+        (gevent's ``peek``); while empty, wait, else raise ``Empty``."""
+        if not self._items:
+            self._wait_for_item(block, timeout)
+            # The wait took a getter's turn without taking the item: pass the
+            # turn on, or a getter queued behind this peek sleeps beside an item.
+            if self._getters:
+                self._callbacks.append((resume, self._getters.popleft()))
+        item: _T = self._items[self._next_index]
+        return item
+
+    def peek_nowait(self) -> _T:
+        """The next item, left in the queue, or ``Empty``; never blocks."""
+        return self.peek(False)
+
     def _has_item(self) -> bool:
         return bool(self._items)
 
@@ -321,6 +341,7 @@ class LifoQueue(Queue[_T]):
     """A queue that returns the most recently added item first."""
 
     __slots__ = ()
+    _next_index = -1
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         if not self._items:
