@@ -87,11 +87,14 @@ def test_an_edited_path_library_is_the_library_tested(
 def _copy_of_greenpatch(target: Path) -> Path:
     """A second checkout: this source tree (with its built extension), elsewhere."""
     src = Path(greenpatch.__file__).resolve().parent.parent
-    shutil.copytree(
-        src / "greenpatch",
-        target / "src" / "greenpatch",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    # Every package of the checkout's src: pyproject.toml declares the pytest
+    # plugin's entry point (greenpatch_pytest), which pytest loads in every run.
+    for package in ("greenpatch", "greenpatch_pytest"):
+        shutil.copytree(
+            src / package,
+            target / "src" / package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.copy(src.parent / "pyproject.toml", target / "pyproject.toml")
     return target / "src"
 
