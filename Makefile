@@ -33,7 +33,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml setup.py src/greenpatch/hub/_libev_build.py | system-deps $(PY)
+$(STAMP): pyproject.toml setup.py src/greenpatch/hub/_libev_build.py src/greenpatch/hub/_libev_glue.c | system-deps $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
