@@ -113,19 +113,19 @@ class _CooperativePipe(io.RawIOBase):
             wait_read(self._fd)
 
     def write(self, data: Any) -> int:
-        # All of it, as a write to a blocking pipe does: with bufsize=0 callers
-        # hold this object itself and rarely check for a short write.
-        with memoryview(data) as view, view.cast("B") as byte_view:
-            total = len(byte_view)
+        # All of it, as a write to a blocking pipe does (the green os.write's
+        # loop): with bufsize=0 callers hold this object itself and rarely check
+        # for a short write.
+        if self._raw.closed:
+            raise ValueError("I/O operation on closed file")
+        with memoryview(data) as view, view.cast("B") as octets:
+            total = octets.nbytes
             written = 0
             while written < total:
-                _fdio.until_ready(self._fd, _fdio.POLLOUT)
-                # At most PIPE_BUF bytes: what a writable pipe takes without blocking.
-                count = self._raw.write(byte_view[written : written + _fdio.PIPE_BUF])
-                if count is None:
+                try:
+                    written += _fdio.write(self._fd, octets[written:])
+                except BlockingIOError:  # made non-blocking by its user
                     wait_write(self._fd)
-                else:
-                    written += count
         return total
 
     def close(self) -> None:
