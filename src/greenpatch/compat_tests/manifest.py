@@ -26,6 +26,7 @@ else:  # pragma: no cover - exercised by the 3.9/3.10 tox envs
 
 __all__ = [
     "KNOWN_SERVICES",
+    "SERVICE_FIELDS",
     "SUITES_DIR",
     "Deselect",
     "Expected",
@@ -41,7 +42,10 @@ __all__ = [
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 #: The services the harness knows how to start (services.py).
-KNOWN_SERVICES = ("redis",)
+KNOWN_SERVICES = ("redis", "postgresql", "mariadb")
+
+#: What a service's ``variables`` may name, filled from its URL (services.py).
+SERVICE_FIELDS = ("url", "host", "port", "user", "password", "database")
 
 SOURCE_KINDS = ("sdist", "path", "vcs")
 ENVIRONMENT_KINDS = ("venv", "current")
@@ -84,6 +88,12 @@ class ServiceSpec:
     option: str | None = None
     #: ... and/or the environment variable that does.
     env: str | None = None
+    #: More environment variables, each a template of the URL's parts:
+    #: ``{PGHOST = "{host}", PGPORT = "{port}"}`` (fields: SERVICE_FIELDS).
+    variables: dict[str, str] = field(default_factory=dict)
+    #: Statements run once against a server the harness started, before the
+    #: tests (a role or a database the suite expects), in the service's own language.
+    setup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,12 +340,47 @@ def _services(table: _Table) -> tuple[ServiceSpec, ...]:
         if name not in KNOWN_SERVICES:
             raise table.error(name, f"unknown service; the harness can start {KNOWN_SERVICES}")
         service = table.table(name)
-        service.check_known(("option", "env"))
+        service.check_known(("option", "env", "variables", "setup"))
         option, env = service.string("option"), service.string("env")
-        if option is None and env is None:
-            raise service.error("option", "say how the URL is passed: option = '--x' or env = 'X'")
-        specs.append(ServiceSpec(name=name, option=option, env=env))
+        variables = service.data.get("variables", {})
+        if not isinstance(variables, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+        ):
+            raise service.error("variables", f"expected a table of strings, got {_kind(variables)}")
+        for key, template in variables.items():
+            _check_template(service, f"variables.{key}", template)
+        if option is None and env is None and not variables:
+            raise service.error(
+                "option",
+                "say how the server reaches the tests: option = '--x', env = 'X' "
+                "or variables = {X = '{host}'}",
+            )
+        specs.append(
+            ServiceSpec(
+                name=name,
+                option=option,
+                env=env,
+                variables=dict(variables),
+                setup=service.strings("setup"),
+            )
+        )
     return tuple(specs)
+
+
+def _check_template(table: _Table, key: str, template: str) -> None:
+    """A ``{field}`` template must name SERVICE_FIELDS only (found now, not as a
+    KeyError when the service has started)."""
+    import string
+
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise table.error(key, f"bad template {template!r}: {exc}") from None
+    for name in fields:
+        if name not in SERVICE_FIELDS:
+            raise table.error(
+                key, f"unknown field {{{name}}} in {template!r}; known: {', '.join(SERVICE_FIELDS)}"
+            )
 
 
 def _deselect(table: _Table) -> Deselect:
