@@ -58,9 +58,12 @@ def test_a_local_library_needs_no_kind_and_no_version(tmp_path: Path) -> None:
     assert manifest.source_path == tmp_path / "lib"
 
 
-def test_an_sdist_without_version_says_a_path_needs_none(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match=r"\[suite.version\]: missing.*needs no version"):
-        load_manifest(_write(tmp_path, "[suite]\ndistribution = 'x'\n"))
+def test_an_sdist_without_version_tests_the_newest_release(tmp_path: Path) -> None:
+    manifest = load_manifest(_write(tmp_path, "[suite]\ndistribution = 'x'\n"))
+    assert manifest.source_kind == "sdist"
+    assert manifest.version == "latest"
+    with pytest.raises(ManifestError, match=r"\[suite.version\]: version 'soon': expected"):
+        load_manifest(_write(tmp_path, "[suite]\ndistribution = 'x'\nversion = 'soon'\n"))
 
 
 def test_a_probe_file_next_to_the_manifest_is_resolved_and_must_exist(tmp_path: Path) -> None:

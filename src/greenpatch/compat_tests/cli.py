@@ -1,9 +1,15 @@
 """``greenpatch compat run|list``: the harness on the command line.
 
-    greenpatch compat run SUITE_OR_MANIFEST... [--version SPEC] [--python X.Y|PATH]
-        [--out DIR] [--only plain|patched] [--jobs N] [--service NAME=URL]
-        [--allow-network] [--fail-on regressions|none] [--cache-dir DIR]
+    greenpatch compat run (SUITE_OR_MANIFEST... | --all) [--version ITEMS]
+        [--python X.Y|PATH] [--out DIR] [--only plain|patched] [--jobs N]
+        [--service NAME=URL] [--allow-network] [--fail-on regressions|none]
+        [--cache-dir DIR]
     greenpatch compat list
+    greenpatch compat matrix [--github] [--python X.Y]...
+
+``--version`` takes a comma-separated list (``5.2.1,6.4.0,latest``), each item
+a release, a line (``5.*``) or ``latest`` (versions.py); every suite runs at
+every item, one result each.
 
 Exit status of ``run``: 0 when every suite ran with no regression; 1 when a
 suite has regressions or could not run (unless ``--fail-on none``); 2 for a
@@ -50,9 +56,16 @@ def add_arguments(compat: argparse.ArgumentParser) -> None:
     commands = compat.add_subparsers(dest="compat_command", metavar="SUBCOMMAND")
     commands.required = True
     run_parser = commands.add_parser("run", help="run suites and write one JSON result per suite")
-    run_parser.add_argument("suites", nargs="+", metavar="SUITE_OR_MANIFEST")
+    run_parser.add_argument("suites", nargs="*", metavar="SUITE_OR_MANIFEST")
     run_parser.add_argument(
-        "--version", help="version spec of the library (default: the manifest's)"
+        "--all", action="store_true", help="run every built-in suite (see `compat list`)"
+    )
+    run_parser.add_argument(
+        "--version",
+        action="append",
+        dest="versions",
+        metavar="ITEMS",
+        help="releases to test: 8.2.0,5.*,latest (default: the manifest's, usually the newest)",
     )
     run_parser.add_argument(
         "--python",
@@ -158,26 +171,35 @@ def _handle_run(args: argparse.Namespace) -> int:
         check_preconditions,
         default_cache_dir,
     )
-    from greenpatch.compat_tests.manifest import ManifestError, resolve_suite
+    from greenpatch.compat_tests.manifest import ManifestError, builtin_suites, resolve_suite
+    from greenpatch.compat_tests.versions import VersionError, parse_version_items
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if not 0 < args.progress_interval <= 3600:
         raise UsageError("--progress-interval: expected seconds, more than 0")
+    if args.all and args.suites:
+        raise UsageError("give suites by name or --all, not both")
+    if not args.all and not args.suites:
+        raise UsageError("name the suites to run (see `greenpatch compat list`) or give --all")
     try:
-        manifests = [resolve_suite(name) for name in args.suites]
+        manifests = [resolve_suite(name) for name in (args.suites or builtin_suites())]
     except ManifestError as exc:
         raise UsageError(str(exc)) from exc
     names = [manifest.name for manifest in manifests]
     if len(set(names)) != len(names):
         raise UsageError(f"a suite is named twice: {names}")
+    try:
+        items: list[str | None] = list(parse_version_items(args.versions or [])) or [None]
+    except VersionError as exc:
+        raise UsageError(str(exc)) from exc
     # Absolute: the suites run with their own working directory.
     args.out = args.out.resolve()
     _check_out_dir(args.out)
     options = HarnessOptions(
         out_dir=args.out,
         cache_dir=args.cache_dir.resolve() if args.cache_dir else default_cache_dir(),
-        version=args.version,
+        version=None,
         python=args.python,
         only=args.only,
         services=_parse_services(args.service),
@@ -190,13 +212,34 @@ def _handle_run(args: argparse.Namespace) -> int:
         check_preconditions(manifests, options)
     except PreconditionError as exc:
         raise UsageError(str(exc)) from exc
-    return _run_all(manifests, options, args)
+    jobs = [
+        _Job(manifest, item, options, several=len(items) > 1)
+        for manifest in manifests
+        for item in items
+    ]
+    return _run_all(jobs, args)
+
+
+class _Job:
+    """One suite at one version item: its options and its name on the progress display."""
+
+    def __init__(self, manifest: Any, item: str | None, options: Any, several: bool) -> None:
+        import dataclasses
+
+        self.manifest = manifest
+        # A local tree is the version it is: no item applies (harness.py).
+        self.label = f"{manifest.name} {item}" if several and item else manifest.name
+        version_args = ["--version", item] if item else []
+        self.options = dataclasses.replace(
+            options, version=item, reproduce_args=[*version_args, *options.reproduce_args]
+        )
 
 
 def _reproduce_args(args: argparse.Namespace) -> list[str]:
-    """The options of this command that change a suite's result."""
+    """The options of this command that change a suite's result (``--version``:
+    the job's own item, added per job)."""
     out: list[str] = []
-    for option in ("version", "python", "only"):
+    for option in ("python", "only"):
         value = getattr(args, option)
         if value is not None:
             out += [f"--{option}", str(value)]
@@ -207,7 +250,7 @@ def _reproduce_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> int:
+def _run_all(jobs: list[_Job], args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from rich.console import Console
@@ -220,7 +263,7 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
         status,
         summary_console,
     )
-    from greenpatch.compat_tests.harness import run_suite
+    from greenpatch.compat_tests.harness import RelabeledListener, run_suite
 
     console = Console(stderr=True)
     results = []
@@ -241,21 +284,21 @@ def _run_all(manifests: list[Any], options: Any, args: argparse.Namespace) -> in
     else:
         listener = LogProgressListener(sys.stdout, interval=args.progress_interval)
 
-    def one_suite(manifest: Any) -> Any:
-        outcome = run_suite(manifest, options, listener)
-        listener.finish(manifest.name, f"done: {status(outcome[0])[0]}: {outcome[1]}")
+    def one_suite(job: _Job) -> Any:
+        outcome = run_suite(job.manifest, job.options, RelabeledListener(listener, job.label))
+        listener.finish(job.label, f"done: {status(outcome[0])[0]}: {outcome[1]}")
         return outcome
 
     try:
         with listener:
-            for manifest in manifests:
-                listener.add(manifest.name)
+            for job in jobs:
+                listener.add(job.label)
             if args.jobs == 1:
-                for manifest in manifests:
-                    results.append(one_suite(manifest))
+                for job in jobs:
+                    results.append(one_suite(job))
             else:
                 with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                    futures = [pool.submit(one_suite, m) for m in manifests]
+                    futures = [pool.submit(one_suite, job) for job in jobs]
                     try:
                         results = [future.result() for future in futures]
                     except KeyboardInterrupt:

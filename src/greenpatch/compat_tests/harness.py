@@ -15,8 +15,10 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import shlex
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,12 +37,13 @@ from greenpatch.compat_tests.services import (
     running_services,
     service_arguments,
 )
-from greenpatch.compat_tests.sources import SourceError, prepare_source
+from greenpatch.compat_tests.sources import SourceError, obtain_release, prepare_source
 from greenpatch.reports.model import ModeSummary, Result, write_result
 
 __all__ = [
     "HarnessOptions",
     "PreconditionError",
+    "RelabeledListener",
     "SuiteListener",
     "check_preconditions",
     "default_cache_dir",
@@ -133,6 +136,24 @@ class SuiteListener:
         pass
 
 
+class RelabeledListener(SuiteListener):
+    """A listener hearing one suite under another name: two versions of a suite
+    in one command are two lines of the display (``redis 5.*``, ``redis latest``)."""
+
+    def __init__(self, listener: SuiteListener, label: str) -> None:
+        self._listener = listener
+        self._label = label
+
+    def phase(self, suite: str, text: str) -> None:
+        self._listener.phase(self._label, text)
+
+    def collected(self, suite: str, mode: str, count: int) -> None:
+        self._listener.collected(self._label, mode, count)
+
+    def outcome(self, suite: str, mode: str, nodeid: str, outcome: str) -> None:
+        self._listener.outcome(self._label, mode, nodeid, outcome)
+
+
 def result_path(out_dir: Path, result: Result) -> Path:
     short = ".".join(result.python.split(".")[:2])
     return out_dir / f"{result.suite}-{result.version}-py{short}.json"
@@ -201,7 +222,16 @@ def _run(
 ) -> None:
     name = manifest.name
     listener.phase(name, "fetching tests")
-    source = prepare_source(manifest, options.version, options.cache_dir)
+    if manifest.source_kind == "sdist":
+        item = options.version or manifest.version
+        python = _python_version(options.python)
+        source, notes = obtain_release(manifest, item, python, options.cache_dir)
+        result.notes.extend(notes)
+        # Requirements, deselections, services: as the manifest reads for this release.
+        manifest = manifest.for_version(source.version)
+        result.notes.extend(f"manifest for {source.version}: {line}" for line in manifest.applied)
+    else:
+        source = prepare_source(manifest, options.version, options.cache_dir)
     result.version = source.version
     result.source = source.describe()
     result.notes.append(f"tests from {source.origin}")
@@ -333,6 +363,24 @@ def _ignored_paths(manifest: Manifest, root: Path) -> dict[str, str]:
 def _suite_ref(manifest: Manifest) -> str:
     builtin = builtin_suites().get(manifest.name)
     return manifest.name if builtin == manifest.path else str(manifest.path)
+
+
+def _python_version(python: str | None) -> str | None:
+    """``--python`` as "X.Y" for the package index's Requires-Python filter
+    (None: the releases this interpreter can install)."""
+    if python is None or re.fullmatch(r"\d+\.\d+", python):
+        return python
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # the environment step says what is wrong with it
+    return done.stdout.strip() or None
 
 
 def _short(env: Environment) -> str:

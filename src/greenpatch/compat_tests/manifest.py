@@ -13,11 +13,16 @@ format; ``suites/requests.toml`` is the annotated example.
 
 from __future__ import annotations
 
-import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from greenpatch.compat_tests._manifest_table import ManifestError, Table, kind
+from greenpatch.compat_tests.versions import VersionError, specifier_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,6 +39,7 @@ __all__ = [
     "ManifestError",
     "ProbeSpec",
     "ServiceSpec",
+    "When",
     "builtin_suites",
     "load_manifest",
     "resolve_suite",
@@ -49,17 +55,6 @@ SERVICE_FIELDS = ("url", "host", "port", "user", "password", "database")
 
 SOURCE_KINDS = ("sdist", "path", "vcs")
 ENVIRONMENT_KINDS = ("venv", "current")
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be used: the file, the key, and what was expected."""
-
-    def __init__(self, path: str | Path, key: str, problem: str) -> None:
-        self.path = str(path)
-        self.key = key
-        self.problem = problem
-        where = f" [{key}]" if key else ""
-        super().__init__(f"{self.path}{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -111,12 +106,44 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class When:
+    """What changes for the releases in ``versions``: added to the manifest's own
+    lists (requirements, pytest args, deselections, expected failures, services)
+    and environment variables, with a note of what changed and why."""
+
+    versions: str
+    note: str
+    requirements: tuple[str, ...] = ()
+    requirements_no_deps: tuple[str, ...] = ()
+    pytest_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    deselect: tuple[Deselect, ...] = ()
+    expected: tuple[Expected, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+
+    def applies_to(self, version: str) -> bool:
+        try:
+            return Version(version) in SpecifierSet(self.versions, prereleases=True)
+        except InvalidVersion:  # a git ref, "local": no range holds it
+            return False
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path
     name: str
     distribution: str
+    #: What a run tests by default: "latest" (the newest release on the index),
+    #: a pin ("==5.2.1"), a line ("5.*") or a specifier; "local" for a path.
     version: str
     description: str = ""
+    #: The releases this manifest is known to work for (a specifier), or None.
+    versions: str | None = None
+    #: The release lines of the CI matrix ("latest", "5.*"), newest first.
+    matrix: tuple[str, ...] = ("latest",)
+    when: tuple[When, ...] = ()
+    #: The notes of the ``[[when]]`` blocks applied by ``for_version``.
+    applied: tuple[str, ...] = ()
     source_kind: str = "sdist"
     #: For "path": a directory (relative paths are relative to the manifest).
     source_path: Path | None = None
@@ -149,94 +176,40 @@ class Manifest:
             return spec
         return None
 
+    def for_version(self, version: str) -> Manifest:
+        """This manifest as it reads for ``version``: every ``[[when]]`` block
+        whose range holds it added in order (a service named again replaces
+        the manifest's own)."""
+        blocks = [block for block in self.when if block.applies_to(version)]
+        if not blocks:
+            return self
+        services = {spec.name: spec for spec in self.services}
+        env = dict(self.env)
+        for block in blocks:
+            services.update((spec.name, spec) for spec in block.services)
+            env.update(block.env)
+
+        def joined(name: str) -> Any:
+            own = getattr(self, name)
+            return own + tuple(item for block in blocks for item in getattr(block, name))
+
+        return replace(
+            self,
+            requirements=joined("requirements"),
+            requirements_no_deps=joined("requirements_no_deps"),
+            pytest_args=joined("pytest_args"),
+            deselect=joined("deselect"),
+            expected=joined("expected"),
+            env=env,
+            services=tuple(services.values()),
+            applied=tuple(f"{block.versions}: {block.note}" for block in blocks),
+        )
+
     def expected_reason(self, nodeid: str) -> str | None:
         for entry in self.expected:
             if nodeid == entry.id or nodeid.startswith(entry.id + "::"):
                 return entry.reason
         return None
-
-
-class _Table:
-    """Typed reads of one TOML table, each failure naming the file and dotted key."""
-
-    def __init__(self, path: Path, data: Any, prefix: str) -> None:
-        self.path = path
-        self.prefix = prefix
-        if not isinstance(data, dict):
-            raise ManifestError(path, prefix, f"expected a table, got {_kind(data)}")
-        self.data: dict[str, Any] = data
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, problem: str) -> ManifestError:
-        return ManifestError(self.path, self.key(name), problem)
-
-    def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
-        if name not in self.data:
-            if required:
-                raise self.error(name, "missing; expected a string")
-            return default
-        value = self.data[name]
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"expected a non-empty string, got {_kind(value)}")
-        return str(value)
-
-    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
-        value = self.data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(name, f"expected a number > {minimum:g}, got {_kind(value)}")
-        # TOML has nan and inf, and integers float() cannot hold: none is a
-        # usable timeout or delay (nan even passes "> 0" by failing every test).
-        if isinstance(value, int) and value.bit_length() > 1000:
-            raise self.error(name, f"expected a number > {minimum:g}, got an integer too large")
-        if not math.isfinite(value) or value <= minimum:
-            raise self.error(name, f"expected a number > {minimum:g}, got {value!r}")
-        return float(value)
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        value = self.data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise self.error(
-                name, f"expected an integer from {minimum} to {maximum}, got {_kind(value)}"
-            )
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.data.get(name, list(default))
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise self.error(name, f"expected a list of strings, got {_kind(value)}")
-        return tuple(value)
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.string(name, default)
-        if value not in choices:
-            raise self.error(name, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def table(self, name: str) -> _Table:
-        return _Table(self.path, self.data.get(name, {}), self.key(name))
-
-    def tables(self, name: str) -> list[_Table]:
-        value = self.data.get(name, [])
-        if not isinstance(value, list):
-            raise self.error(name, f"expected an array of tables ([[{name}]]), got {_kind(value)}")
-        return [_Table(self.path, item, f"{self.key(name)}[{i}]") for i, item in enumerate(value)]
-
-    def check_known(self, known: tuple[str, ...]) -> None:
-        for name in self.data:
-            if name not in known:
-                raise self.error(name, f"unknown key; expected one of {', '.join(known)}")
-
-
-def _kind(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -255,12 +228,22 @@ def load_manifest(path: str | Path) -> Manifest:
     except RecursionError:
         # tomllib parses nested arrays and inline tables recursively.
         raise ManifestError(path, "", "not valid TOML: nested too deeply") from None
-    top = _Table(path, raw, "")
+    top = Table(path, raw, "")
     top.check_known(
-        ("suite", "source", "environment", "pytest", "services", "deselect", "expected", "probe")
+        (
+            "suite",
+            "source",
+            "environment",
+            "pytest",
+            "services",
+            "deselect",
+            "expected",
+            "probe",
+            "when",
+        )
     )
     suite = top.table("suite")
-    suite.check_known(("name", "distribution", "version", "description"))
+    suite.check_known(("name", "distribution", "version", "versions", "matrix", "description"))
     source = top.table("source")
     source.check_known(("kind", "path", "url", "tests"))
     environment = top.table("environment")
@@ -275,9 +258,11 @@ def load_manifest(path: str | Path) -> Manifest:
     # `kind = "path"`: the kind follows from the key given (an sdist has neither).
     implied = "path" if "path" in source.data else "vcs" if "url" in source.data else "sdist"
     source_kind = source.choice("kind", SOURCE_KINDS, implied)
-    for key, kind in (("path", "path"), ("url", "vcs")):
-        if key in source.data and source_kind != kind:
-            raise source.error(key, f"only used with kind = {kind!r}, and kind is {source_kind!r}")
+    for key, wanted in (("path", "path"), ("url", "vcs")):
+        if key in source.data and source_kind != wanted:
+            raise source.error(
+                key, f"only used with kind = {wanted!r}, and kind is {source_kind!r}"
+            )
     source_path = None
     if source_kind == "path":
         text_path = source.string("path", required=True) or ""
@@ -292,22 +277,22 @@ def load_manifest(path: str | Path) -> Manifest:
             where = f"relative paths are to {path.parent}"
             raise source.error("path", f"{source_path} {what} ({where})")
     source_url = source.string("url", required=source_kind == "vcs")
-    if source_kind == "sdist" and "version" not in suite.data:
-        raise suite.error(
-            "version",
-            "missing; an sdist source needs the version to download (e.g. version = '==1.2.3'); "
-            "for a local library give its directory instead ([source] path = '...'), "
-            "which needs no version",
-        )
     # A local tree's version label is its installed metadata (harness.py); "local"
-    # stands in when the library is not installed.
-    version = suite.string("version") or "local"
+    # stands in when the library is not installed.  An sdist without a pin tests
+    # the newest release (versions.py).
+    version = suite.string("version") or ("latest" if source_kind == "sdist" else "local")
+    if source_kind == "sdist":
+        _check_version_item(suite, "version", version)
+    known = suite.string("versions")
+    if known is not None:
+        _check_specifier(suite, "versions", known)
+    matrix = suite.strings("matrix", ("latest",))
+    if not matrix:
+        raise suite.error("matrix", "expected at least one release line, e.g. ['latest', '5.*']")
+    for line in matrix:
+        _check_version_item(suite, "matrix", line)
 
-    env_vars = environment.data.get("env", {})
-    if not isinstance(env_vars, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
-    ):
-        raise environment.error("env", f"expected a table of strings, got {_kind(env_vars)}")
+    env_vars = _string_table(environment, "env")
 
     return Manifest(
         path=path,
@@ -315,6 +300,9 @@ def load_manifest(path: str | Path) -> Manifest:
         distribution=distribution,
         version=version,
         description=suite.string("description", "") or "",
+        versions=known,
+        matrix=matrix,
+        when=tuple(_when(table) for table in top.tables("when")),
         source_kind=source_kind,
         source_path=source_path,
         source_url=source_url,
@@ -323,7 +311,7 @@ def load_manifest(path: str | Path) -> Manifest:
         requirements=environment.strings("requirements"),
         requirements_no_deps=environment.strings("requirements_no_deps"),
         install_library=environment.boolean("install_library", True),
-        env=dict(env_vars),
+        env=env_vars,
         pytest_args=pytest_table.strings("args"),
         per_test_timeout=pytest_table.number("per_test_timeout", 60.0),
         run_timeout=pytest_table.number("run_timeout", 1800.0),
@@ -334,7 +322,7 @@ def load_manifest(path: str | Path) -> Manifest:
     )
 
 
-def _services(table: _Table) -> tuple[ServiceSpec, ...]:
+def _services(table: Table) -> tuple[ServiceSpec, ...]:
     specs = []
     for name in table.data:
         if name not in KNOWN_SERVICES:
@@ -346,7 +334,7 @@ def _services(table: _Table) -> tuple[ServiceSpec, ...]:
         if not isinstance(variables, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
         ):
-            raise service.error("variables", f"expected a table of strings, got {_kind(variables)}")
+            raise service.error("variables", f"expected a table of strings, got {kind(variables)}")
         for key, template in variables.items():
             _check_template(service, f"variables.{key}", template)
         if option is None and env is None and not variables:
@@ -367,7 +355,61 @@ def _services(table: _Table) -> tuple[ServiceSpec, ...]:
     return tuple(specs)
 
 
-def _check_template(table: _Table, key: str, template: str) -> None:
+def _string_table(table: Table, name: str) -> dict[str, str]:
+    value = table.data.get(name, {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise table.error(name, f"expected a table of strings, got {kind(value)}")
+    return dict(value)
+
+
+def _check_specifier(table: Table, name: str, text: str) -> None:
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        raise table.error(
+            name, f"expected a version specifier such as '>=5,<9', got {text!r}"
+        ) from None
+
+
+def _check_version_item(table: Table, name: str, text: str) -> None:
+    try:
+        specifier_for(text)
+    except VersionError as exc:
+        raise table.error(name, str(exc)) from None
+
+
+def _when(table: Table) -> When:
+    table.check_known(
+        (
+            "versions",
+            "note",
+            "requirements",
+            "requirements_no_deps",
+            "pytest_args",
+            "env",
+            "deselect",
+            "expected",
+            "services",
+        )
+    )
+    versions = table.string("versions", required=True) or ""
+    _check_specifier(table, "versions", versions)
+    return When(
+        versions=versions,
+        note=table.string("note", required=True) or "",
+        requirements=table.strings("requirements"),
+        requirements_no_deps=table.strings("requirements_no_deps"),
+        pytest_args=table.strings("pytest_args"),
+        env=_string_table(table, "env"),
+        deselect=tuple(_deselect(item) for item in table.tables("deselect")),
+        expected=tuple(_expected(item) for item in table.tables("expected")),
+        services=_services(table.table("services")),
+    )
+
+
+def _check_template(table: Table, key: str, template: str) -> None:
     """A ``{field}`` template must name SERVICE_FIELDS only (found now, not as a
     KeyError when the service has started)."""
     import string
@@ -383,7 +425,7 @@ def _check_template(table: _Table, key: str, template: str) -> None:
             )
 
 
-def _deselect(table: _Table) -> Deselect:
+def _deselect(table: Table) -> Deselect:
     table.check_known(("id", "marker", "reason"))
     entry = Deselect(
         reason=table.string("reason", required=True) or "",
@@ -395,7 +437,7 @@ def _deselect(table: _Table) -> Deselect:
     return entry
 
 
-def _expected(table: _Table) -> Expected:
+def _expected(table: Table) -> Expected:
     table.check_known(("id", "reason"))
     return Expected(
         id=table.string("id", required=True) or "",
@@ -403,7 +445,7 @@ def _expected(table: _Table) -> Expected:
     )
 
 
-def _probe(table: _Table) -> ProbeSpec:
+def _probe(table: Table) -> ProbeSpec:
     table.check_known(("callable", "concurrency", "delay", "services", "args", "kwargs"))
     target = table.string("callable", required=True) or ""
     if ":" not in target:
@@ -421,12 +463,12 @@ def _probe(table: _Table) -> ProbeSpec:
         target = f"{file}:{target.partition(':')[2]}"
     args = table.data.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
-        raise table.error("args", f"expected a list of strings and numbers, got {_kind(args)}")
+        raise table.error("args", f"expected a list of strings and numbers, got {kind(args)}")
     kwargs = table.data.get("kwargs", {})
     if not isinstance(kwargs, dict) or not all(
         isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in kwargs.values()
     ):
-        raise table.error("kwargs", f"expected a table of strings and numbers, got {_kind(kwargs)}")
+        raise table.error("kwargs", f"expected a table of strings and numbers, got {kind(kwargs)}")
     services = table.strings("services")
     for name in services:
         if name not in KNOWN_SERVICES:

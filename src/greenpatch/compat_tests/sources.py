@@ -36,8 +36,23 @@ from greenpatch.compat_tests._cachelock import (
     write_stamp,
 )
 from greenpatch.compat_tests.manifest import Manifest
+from greenpatch.compat_tests.versions import (
+    VersionError,
+    choose,
+    in_range,
+    index_versions,
+    is_exact,
+)
 
-__all__ = ["Source", "SourceError", "prepare_source", "requirement", "tree_digest"]
+__all__ = [
+    "Source",
+    "SourceError",
+    "cached_versions",
+    "obtain_release",
+    "prepare_source",
+    "requirement",
+    "tree_digest",
+]
 
 _STAMP = ".greenpatch-source-complete"
 
@@ -132,6 +147,75 @@ def prepare_source(manifest: Manifest, version_spec: str | None, cache: Path) ->
     if manifest.source_kind == "vcs":
         return _vcs_source(manifest, cache)
     return _sdist_source(manifest, spec, cache)
+
+
+#: How many releases, newest first, are tried when a release's tests cannot be had.
+_TRIES = 3
+
+
+def cached_versions(distribution: str, cache: Path) -> list[str]:
+    """The releases whose tests are complete in the cache (offline, they stand in for the index)."""
+    prefix = f"{distribution}-"
+    sources = cache / "sources"
+    if not sources.is_dir():
+        return []
+    return [
+        entry.name[len(prefix) :]
+        for entry in sources.iterdir()
+        if entry.name.startswith(prefix)
+        and "-vcs-" not in entry.name
+        and is_complete(entry, _STAMP)
+    ]
+
+
+def obtain_release(
+    manifest: Manifest, item: str, python_version: str | None, cache: Path
+) -> tuple[Source, list[str]]:
+    """The tests of the release ``item`` names (versions.py), and notes saying
+    which release that is and why: the newest admitted release whose sdist can be
+    had (a release published without one is passed over, and said so)."""
+    notes: list[str] = []
+    exact = is_exact(item)
+    if exact is not None:
+        candidates, how = [exact], f"the release asked for ({item})"
+    else:
+        try:
+            releases = index_versions(manifest.distribution, python_version)
+            where = "on the package index"
+        except VersionError as exc:
+            releases = cached_versions(manifest.distribution, cache)
+            where = "in the cache (the index could not be asked)"
+            notes.append(str(exc))
+        candidates = choose(item, releases)
+        if not candidates:
+            raise SourceError(
+                f"no release of {manifest.distribution} {where} matches {item!r}"
+                + (f" (for Python {python_version})" if python_version else "")
+            )
+        how = f"the newest release {where} that {item!r} admits"
+    failures: list[str] = []
+    for candidate in candidates[:_TRIES]:
+        try:
+            source = _sdist_source(manifest, f"=={candidate}", cache)
+        except SourceError as exc:
+            if exact is not None:
+                raise
+            failures.append(f"{candidate}: {exc}")
+            continue
+        for failure in failures:
+            notes.append(f"passed over {failure}")
+        notes.insert(0, f"{manifest.distribution} {source.version}: {how}")
+        known = in_range(source.version, manifest.versions)
+        if known is False:
+            notes.append(
+                f"{source.version} is outside the releases this manifest is known to work "
+                f"for ({manifest.versions}): its requirements and deselections may be out of date"
+            )
+        return source, notes
+    raise SourceError(
+        f"the tests of none of the newest {len(failures)} releases of {manifest.distribution} "
+        "could be had: " + "; ".join(failures)
+    )
 
 
 def _sdist_source(manifest: Manifest, spec: str, cache: Path) -> Source:
