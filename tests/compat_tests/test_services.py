@@ -1,19 +1,33 @@
-"""Services: a private redis-server comes up healthy and is always stopped."""
+"""Services: a private redis-server comes up healthy and is always stopped; the
+helpers every kind of server shares (URL fields, accounts, private dirs, stop)."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
+import signal
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from greenpatch.compat_tests.manifest import ServiceSpec
 from greenpatch.compat_tests.services import (
+    Account,
     ServiceUnavailable,
+    _redis_command,
+    describe_exit,
+    private_dir,
     redis_ping,
     running_services,
+    server_account,
     service_arguments,
     start_redis,
+    stop,
+    url_fields,
 )
 
 needs_redis = pytest.mark.skipif(
@@ -64,3 +78,88 @@ def test_urls_reach_the_tests_as_option_and_environment() -> None:
     args, env = service_arguments([REDIS], {"redis": "redis://127.0.0.1:7/0"})
     assert args == ["--redis-url=redis://127.0.0.1:7/0"]
     assert env == {"REDIS_URL": "redis://127.0.0.1:7/0"}
+
+
+@needs_redis
+def test_redis_setup_statements_run_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    spec = ServiceSpec(name="redis", env="REDIS_URL", setup=("SET greeting hello",))
+    with running_services([spec], {}, tmp_path / "good") as urls:
+        assert _redis_command(urls["redis"], "GET greeting") == "$5"
+    bad = ServiceSpec(name="redis", env="REDIS_URL", setup=("NOSUCHCOMMAND x",))
+    with pytest.raises(ServiceUnavailable, match=r"'NOSUCHCOMMAND x': ERR unknown command"):
+        with running_services([bad], {}, tmp_path / "bad"):
+            pass
+
+
+def test_url_fields_are_decoded_with_the_default_port() -> None:
+    fields = url_fields("postgresql://us%40er:p%3Ass@127.0.0.1/my%20db", 5432)
+    assert fields == {
+        "url": "postgresql://us%40er:p%3Ass@127.0.0.1/my%20db",
+        "host": "127.0.0.1",
+        "port": "5432",
+        "user": "us@er",
+        "password": "p:ss",
+        "database": "my db",
+    }
+    assert url_fields("mysql://root@[::1]:3307/test")["host"] == "::1"
+    with pytest.raises(ServiceUnavailable, match="bad service URL"):
+        url_fields("redis://127.0.0.1:port/0")
+
+
+def test_variables_are_filled_from_the_url() -> None:
+    spec = ServiceSpec(
+        name="redis", variables={"RHOST": "{host}", "RADDR": "{host}:{port}/{database}"}
+    )
+    args, env = service_arguments([spec], {"redis": "redis://127.0.0.1:7/2"})
+    assert args == []
+    assert env == {"RHOST": "127.0.0.1", "RADDR": "127.0.0.1:7/2"}
+
+
+def test_not_root_means_the_server_runs_as_us(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert server_account("postgres") is None
+
+
+def test_root_without_the_users_is_told_what_to_create(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+    def no_user(name: str) -> pwd.struct_passwd:
+        raise KeyError(name)
+
+    monkeypatch.setattr(pwd, "getpwnam", no_user)
+    with pytest.raises(ServiceUnavailable, match=r"useradd --system postgres"):
+        server_account("postgres")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_private_dir_leaves_a_work_dir_the_server_user_cannot_enter() -> None:
+    nobody = pwd.getpwnam("nobody")
+    account = Account("nobody", nobody.pw_uid, nobody.pw_gid)
+    base = Path(tempfile.mkdtemp())  # /tmp/x, mode 0700, root's
+    try:
+        with private_dir(base / "work", account, "t") as hidden:
+            assert base not in hidden.parents  # moved out: nobody cannot enter base
+            assert hidden.stat().st_uid == nobody.pw_uid
+        assert not hidden.exists()
+        base.chmod(0o755)
+        with private_dir(base / "work", account, "t") as inside:
+            assert inside.parent == base / "work"
+            assert inside.stat().st_uid == nobody.pw_uid
+        assert not inside.exists()
+    finally:
+        shutil.rmtree(base)
+
+
+def test_stop_kills_the_whole_group_when_the_server_ignores_the_signal(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f'trap "" TERM; sleep 300 & echo $! > {pid_file}; echo ready; wait'
+    process = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, start_new_session=True)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    child = int(pid_file.read_text())
+    stop(process, timeout=0.5)
+    assert process.returncode == -signal.SIGKILL
+    assert describe_exit(process.returncode) == "killed by SIGKILL"
+    with pytest.raises(ProcessLookupError):
+        for _ in range(200):  # the child is reaped by init: wait until it is gone
+            os.kill(child, 0)
+            time.sleep(0.05)
