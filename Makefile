@@ -12,12 +12,15 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: test
 
-## system-deps: the libev headers, redis-server for the harness's services and
-## chromium for the report's browser test
+## system-deps: the libev headers, redis-server, PostgreSQL and MariaDB for the
+## harness's services (it starts private servers: docs/services.md) and chromium
+## for the report's browser test
 system-deps:
 	@missing=""; \
 	{ [ -f /usr/include/ev.h ] || [ -f /usr/local/include/ev.h ] || [ -f /usr/include/libev/ev.h ] || [ -f /opt/homebrew/include/ev.h ]; } || missing="$$missing libev-dev"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	{ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || missing="$$missing mariadb-server"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then \
 	  :; \
@@ -25,7 +28,7 @@ system-deps:
 	  echo "installing$$missing with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-	  echo "greenpatch needs:$$missing (libev-dev is libev-devel on Fedora and libev on Homebrew; redis-server is redis there). Install them, then run make again." >&2; \
+	  echo "greenpatch needs:$$missing (libev-dev is libev-devel on Fedora and libev on Homebrew; redis-server is redis there, postgresql-server and mariadb-server on Fedora, postgresql and mariadb on Homebrew). Install them, then run make again." >&2; \
 	  exit 1; \
 	fi
 
