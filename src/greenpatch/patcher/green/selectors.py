@@ -1,12 +1,21 @@
 """Green ``selectors``: ``DefaultSelector`` waits on the hub.
 
 ``selectors.DefaultSelector`` is the selector that asyncio, ``socket.sendfile``,
-``subprocess.communicate`` and many libraries pick; after patching it is
-``HubSelector``: a ``PollSelector`` over the *original* ``select.poll`` (which
+``subprocess.communicate`` and many libraries pick.  ``HubSelector`` is a
+``PollSelector`` over the *original* ``select.poll`` (which
 answers "what is ready now" exactly, for any descriptor number), whose
 ``select()`` asks that poll object without waiting first and, when nothing is
 ready, waits in the hub's wait queues of the registered descriptors, then asks
-again -- the same scheme as the green ``select`` module.
+again -- the same scheme as the green ``select`` module.  It is the green
+default where the stdlib's is not epoll, and the green ``subprocess``'s selector.
+
+Where the stdlib's default is an ``EpollSelector`` (Linux), the green default is
+one too, over the green ``epoll`` (``HubEpollSelector``), because poll and epoll differ
+on a descriptor closed while registered.  poll reports it (``POLLNVAL``, which a
+``PollSelector`` turns into "ready"); epoll forgets it, and the selector goes on
+waiting for the others or the timeout.  Programs that close a socket under their
+own select loop rely on the latter (websocket-client's ``run_forever`` meets
+its ping timeout instead of a read on the closed socket).
 """
 
 from __future__ import annotations
@@ -16,9 +25,12 @@ import selectors as _stdlib
 from typing import Any
 
 from greenpatch.hub.io import READ, WRITE
+from greenpatch.patcher.green import select as _green_select_module
 from greenpatch.patcher.green.select import _block_forever_or_sleep, _original_poll, _wait_until
 from greenpatch.patcher.green.select import poll as _green_poll
 from greenpatch.patcher.green.select import select as _green_select
+
+_green_epoll: Any = getattr(_green_select_module, "epoll", None)
 
 __target__ = "selectors"
 __implements__ = ["DefaultSelector", "PollSelector", "SelectSelector"]
@@ -59,7 +71,17 @@ class HubSelector(_stdlib.PollSelector):
         return answer
 
 
-DefaultSelector = HubSelector
+if hasattr(_stdlib, "EpollSelector") and _green_epoll is not None:
+
+    class HubEpollSelector(_stdlib.EpollSelector):
+        """``selectors.EpollSelector`` over the green ``epoll``: its ``select()``
+        waits on the hub for the epoll object's own descriptor."""
+
+        _selector_cls = _green_epoll
+
+    DefaultSelector: type[_stdlib.BaseSelector] = HubEpollSelector
+else:
+    DefaultSelector = HubSelector
 
 
 # The stdlib's PollSelector and SelectSelector bind select.poll / select.select
