@@ -237,12 +237,16 @@ def test_compat_matrix_prints_tox_envs_and_a_github_matrix() -> None:
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    assert run("--python", "3.12").split() == ["compat-redis-py312", "compat-requests-py312"]
+    from greenpatch.compat_tests.manifest import builtin_suites, load_manifest
+
+    manifests = [load_manifest(path) for path in builtin_suites().values()]
+    envs = run("--python", "3.12").split()
+    assert envs == [f"compat-{m.name.replace('-', '_')}-py312" for m in manifests]
+    assert "compat-redis-py312" in envs and "compat-requests-py312" in envs
     matrix = json.loads(run("--github", "--python", "3.11"))
-    assert {cell["toxenv"] for cell in matrix["include"]} == {
-        "compat-redis-py311",
-        "compat-requests-py311",
-    }
+    cells = {(cell["suite"], cell["version"], cell["toxenv"]) for cell in matrix["include"]}
+    assert ("redis", "latest", "compat-redis-py311") in cells
+    assert len(cells) == sum(len(m.matrix) for m in manifests)
 
 
 def test_an_unwritable_cache_dir_is_one_line_and_exit_2_before_any_work(

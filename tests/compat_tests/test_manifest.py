@@ -26,11 +26,16 @@ def test_builtin_suites_are_requests_and_redis() -> None:
     assert set(builtin_suites()) >= {"requests", "redis"}
 
 
-@pytest.mark.parametrize("name", ["requests", "redis"])
-def test_builtin_manifests_pin_an_exact_version(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(builtin_suites()))
+def test_builtin_manifests_test_the_newest_release_and_say_what_they_know(name: str) -> None:
     manifest = resolve_suite(name)
-    assert manifest.pinned_version is not None
     assert manifest.source_kind == "sdist"
+    assert manifest.version == "latest"  # no frozen pin
+    assert manifest.versions  # the range the manifest was checked against
+    assert manifest.matrix[0] == "latest"
+    assert all(block.note for block in manifest.when)
+    every = [*manifest.deselect, *(d for block in manifest.when for d in block.deselect)]
+    assert all(len(entry.reason) > 10 for entry in every)
 
 
 def test_redis_manifest_passes_the_server_url_as_an_option() -> None:

@@ -37,13 +37,28 @@ def test_github_matrix_is_one_include_per_cell() -> None:
     assert len(matrix["include"]) == 10
     assert matrix["include"][0] == {
         "suite": "requests",
+        "version": "latest",
         "python": "3.9",
         "toxenv": "compat-requests-py39",
+        "posargs": "",
     }
     assert "\n" not in format_github_matrix(["requests"])  # one line for $GITHUB_OUTPUT
 
 
-@pytest.mark.parametrize("suite", ["my-suite", "a.b", ""])
+def test_release_lines_are_an_axis_run_through_the_same_tox_env() -> None:
+    matrix = github_matrix({"redis": ["latest", "5.*"], "my-suite": []}, ["3.11"])
+    assert [(c["suite"], c["version"], c["toxenv"], c["posargs"]) for c in matrix["include"]] == [
+        ("redis", "latest", "compat-redis-py311", ""),
+        ("redis", "5.*", "compat-redis-py311", "--version 5.*"),
+        ("my-suite", "latest", "compat-my_suite-py311", ""),
+    ]
+
+
+def test_a_dash_in_a_suite_name_becomes_an_underscore_in_its_tox_factor() -> None:
+    assert tox_env_name("websocket-client", "3.12") == "compat-websocket_client-py312"
+
+
+@pytest.mark.parametrize("suite", ["a.b", "", "a b"])
 def test_suite_names_that_tox_would_split_are_refused(suite: str) -> None:
     with pytest.raises(ValueError, match="tox factor"):
         tox_env_name(suite, "3.12")

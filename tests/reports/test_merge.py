@@ -9,11 +9,18 @@ from greenpatch.reports.model import write_result
 from tests.reports import samples
 
 
-def test_matrix_rows_are_suites_then_versions_and_columns_are_pythons() -> None:
+def test_matrix_rows_are_suites_then_versions_newest_first_and_columns_are_pythons() -> None:
     old = samples.passing_result()
     old.version = "2.9.0"  # sorts before 2.32.3 as a version, after it as a string
-    matrix = merge(Entry(r) for r in [*samples.matrix_results(), old])
-    assert matrix.rows == [("redis", "5.2.1"), ("requests", "2.9.0"), ("requests", "2.32.3")]
+    ref = samples.passing_result()
+    ref.version = "main"  # a git ref: after every release
+    matrix = merge(Entry(r) for r in [ref, *samples.matrix_results(), old])
+    assert matrix.rows == [
+        ("redis", "5.2.1"),
+        ("requests", "2.32.3"),
+        ("requests", "2.9.0"),
+        ("requests", "main"),
+    ]
     assert matrix.pythons == ["3.11", "3.12", "3.13"]
     cell = matrix.cell("redis", "5.2.1", "3.12")
     assert cell is not None and cell.result.python == "3.12.8"

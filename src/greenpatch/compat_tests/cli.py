@@ -338,16 +338,16 @@ class _Interrupts:
 
 
 def _handle_matrix(args: argparse.Namespace) -> int:
-    from greenpatch.compat_tests.manifest import builtin_suites
+    from greenpatch.compat_tests.manifest import builtin_suites, load_manifest
     from greenpatch.reports.matrix import DEFAULT_PYTHONS, format_github_matrix, tox_envs
 
-    suites = sorted(builtin_suites())
+    manifests = [load_manifest(path) for path in builtin_suites().values()]
     pythons = args.pythons or list(DEFAULT_PYTHONS)
     try:
         if args.github:
-            print(format_github_matrix(suites, pythons))
+            print(format_github_matrix({m.name: m.matrix for m in manifests}, pythons))
         else:
-            print("\n".join(tox_envs(suites, pythons)))
+            print("\n".join(tox_envs([m.name for m in manifests], pythons)))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return 0

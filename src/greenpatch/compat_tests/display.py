@@ -382,15 +382,37 @@ def print_summary(console: Console, results: list[tuple[Result, Path]]) -> None:
 
 def print_suites(console: Console, manifests: list[Manifest]) -> None:
     table = Table(title="built-in suites")
-    for column in ("suite", "distribution", "version", "services", "description"):
+    for column in (
+        "suite",
+        "distribution",
+        "tests",
+        "known to work",
+        "matrix",
+        "services",
+        "probe",
+    ):
         table.add_column(column)
     for manifest in manifests:
         services = ", ".join(spec.name for spec in manifest.services) or "-"
+        versions = {spec.name for block in manifest.when for spec in block.services}
+        if versions - {spec.name for spec in manifest.services}:
+            services += " (+ " + ", ".join(sorted(versions)) + " for some releases)"
         table.add_row(
-            manifest.name,
+            f"{manifest.name}\n[dim]{escape(manifest.description)}",
             manifest.distribution,
             manifest.version,
+            manifest.versions or "-",
+            ", ".join(manifest.matrix),
             services,
-            escape(manifest.description),
+            _probe_summary(manifest),
         )
     console.print(table)
+
+
+def _probe_summary(manifest: Manifest) -> str:
+    probe = manifest.probe
+    if probe is None:
+        return "-"
+    target = probe.callable.rpartition(":")[2] if probe.args is None else "generic"
+    module = probe.callable.rpartition(":")[0].rsplit(".", 1)[-1]
+    return f"{module}:{target} x{probe.concurrency}, {probe.delay:g} s"

@@ -72,9 +72,9 @@ class Matrix:
 
     @property
     def rows(self) -> list[tuple[str, str]]:
-        """(suite, version) pairs, suites by name and versions oldest first."""
+        """(suite, version) pairs, suites by name and versions newest first."""
         pairs = {(entry.result.suite, entry.result.version) for entry in self.entries}
-        return sorted(pairs, key=lambda pair: (pair[0], _version_key(pair[1])))
+        return sorted(pairs, key=lambda pair: (pair[0], *_newest_first(pair[1])))
 
     @property
     def pythons(self) -> list[str]:
@@ -104,6 +104,30 @@ def _version_key(version: str) -> tuple[int, Version | str]:
         return (0, Version(version))
     except InvalidVersion:
         return (1, version)
+
+
+def _newest_first(version: str) -> tuple[int, Version | str]:
+    """A sort key putting releases newest first, then labels packaging cannot read."""
+    flag, value = _version_key(version)
+    return (flag, _Descending(value)) if flag == 0 else (flag, value)  # type: ignore[return-value]
+
+
+class _Descending:
+    """Wraps a Version so that sorting puts the larger one first."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Version | str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return self.value > other.value  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 _OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
@@ -153,10 +177,10 @@ def merge(entries: Iterable[Entry], problems: Sequence[ResultError] = ()) -> Mat
     return Matrix(entries=ordered, notes=notes, problems=list(problems))
 
 
-def _entry_order(entry: Entry) -> tuple[str, tuple[int, Version | str], tuple[int, Version | str]]:
+def _entry_order(entry: Entry) -> tuple[object, ...]:
     # The order of Matrix.rows, then Python: renderings list results as the matrix shows them.
     key = entry.key
-    return (key.suite, _version_key(key.version), _version_key(key.python))
+    return (key.suite, *_newest_first(key.version), _version_key(key.python))
 
 
 def find_result_files(
