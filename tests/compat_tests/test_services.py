@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from greenpatch.compat_tests import services
 from greenpatch.compat_tests.manifest import ServiceSpec
 from greenpatch.compat_tests.services import (
     Account,
@@ -163,3 +165,35 @@ def test_stop_kills_the_whole_group_when_the_server_ignores_the_signal(tmp_path:
         for _ in range(200):  # the child is reaped by init: wait until it is gone
             os.kill(child, 0)
             time.sleep(0.05)
+
+
+@needs_redis
+def test_a_server_whose_port_was_taken_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        ports = iter([taken])
+        real = services.free_port
+        monkeypatch.setattr(services, "free_port", lambda: next(ports, None) or real())
+        with start_redis(tmp_path) as url:
+            assert url != f"redis://127.0.0.1:{taken}/0"
+            assert redis_ping(url)
+    assert "Address already in use" in (tmp_path / "redis.log").read_text()
+
+
+@needs_redis
+def test_a_port_always_taken_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        monkeypatch.setattr(services, "free_port", lambda: taken)
+        with pytest.raises(ServiceUnavailable, match=r"redis-server exited with status 1"):
+            with start_redis(tmp_path):
+                pass
+    assert (tmp_path / "redis.log").read_text().count("Address already in use") == 3

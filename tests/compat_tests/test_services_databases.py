@@ -165,7 +165,7 @@ def test_postgresql_is_gone_after_an_exception_in_the_block(tmp_path: Path) -> N
     assert process.returncode is not None
     assert not data.exists()
     assert _postgresql.check(url) is not None
-    (log,) = tmp_path.glob("postgresql-*.log")
+    (log,) = tmp_path.glob("postgresql.log")
     assert "database system is shut down" in log.read_text()
 
 
@@ -311,7 +311,7 @@ def test_mariadb_is_gone_after_an_exception_in_the_block(tmp_path: Path) -> None
     assert process.returncode == 0  # a normal shutdown, not the SIGKILL fallback
     assert not data.exists()
     assert _mariadb.check(url) is not None
-    (log,) = tmp_path.glob("mariadb-*.log")
+    (log,) = tmp_path.glob("mariadb.log")
     assert "Shutdown complete" in log.read_text()
 
 

@@ -30,14 +30,12 @@ from greenpatch.compat_tests.services import (
     ServiceUnavailable,
     Started,
     describe_exit,
-    free_port,
     log_tail,
     masked,
     private_dir,
     server_account,
-    stop,
+    serving,
     url_fields,
-    wait_until_ready,
 )
 
 #: Searched after PATH: a non-root PATH often lacks the sbin directories.
@@ -165,8 +163,7 @@ def mariadb_process(work_dir: Path) -> Iterator[Started]:
     account = server_account("mysql")
     as_account: dict[str, Any] = account.popen_options() if account else {}
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log_path = work_dir / f"mariadb-{port}.log"
+    log_path = work_dir / "mariadb.log"
     with private_dir(work_dir, account, "my") as home, open(log_path, "wb") as log:
         data = home / "data"
         command = [str(install), "--no-defaults", f"--datadir={data}"]
@@ -188,18 +185,24 @@ def mariadb_process(work_dir: Path) -> Iterator[Started]:
                 f"mariadb-install-db {describe_exit(done.returncode)}; {log_path} ends:\n"
                 f"{log_tail(log_path)}"
             )
-        command = [str(server), "--no-defaults", f"--datadir={data}", f"--port={port}"]
-        command += [f"--socket={home / 'mariadbd.sock'}", f"--pid-file={home / 'mariadbd.pid'}"]
-        command += [*_SERVER, *_INNODB]
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=home, **as_account,
-            start_new_session=True,  # Ctrl-C is ours to handle: we stop it in order
-        )  # fmt: skip
-        try:
-            bare = f"mysql://root@127.0.0.1:{port}"
-            wait_until_ready(process, lambda: check(bare), "mariadbd", log_path, _START_TIMEOUT)
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            command = [str(server), "--no-defaults", f"--datadir={data}", f"--port={port}"]
+            command += [f"--socket={home / 'mariadbd.sock'}", f"--pid-file={home / 'mariadbd.pid'}"]
+            return subprocess.Popen(
+                [*command, *_SERVER, *_INNODB], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=home, start_new_session=True, **as_account,
+            )  # fmt: skip
+
+        with serving(
+            launch, _bare_url, check, "mariadbd", log_path, _START_TIMEOUT,
+            stop_timeout=_STOP_TIMEOUT,
+        ) as (bare, process):  # fmt: skip
+            # The database client test suites assume; the URL names it.
             run_setup(bare, ["CREATE DATABASE IF NOT EXISTS test"])
             yield f"{bare}/test", process
-        finally:
-            stop(process, timeout=_STOP_TIMEOUT)
+
+
+def _bare_url(port: int) -> str:
+    """The readiness URL: no database yet (``test`` is made once the server answers)."""
+    return f"mysql://root@127.0.0.1:{port}"

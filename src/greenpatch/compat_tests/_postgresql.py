@@ -37,14 +37,12 @@ from greenpatch.compat_tests.services import (
     ServiceUnavailable,
     Started,
     describe_exit,
-    free_port,
     log_tail,
     masked,
     private_dir,
     server_account,
-    stop,
+    serving,
     url_fields,
-    wait_until_ready,
 )
 
 #: Debian's versioned server directories (searched after PATH, newest first).
@@ -189,8 +187,7 @@ def postgresql_process(work_dir: Path) -> Iterator[Started]:
     account = server_account("postgres")
     as_account: dict[str, Any] = account.popen_options() if account else {}
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log_path = work_dir / f"postgresql-{port}.log"
+    log_path = work_dir / "postgresql.log"
     with private_dir(work_dir, account, "pg") as home, open(log_path, "wb") as log:
         data = home / "data"
         command = [str(initdb), "-D", str(data), "-U", "postgres", "--auth=trust"]
@@ -211,18 +208,22 @@ def postgresql_process(work_dir: Path) -> Iterator[Started]:
                 f"initdb {describe_exit(done.returncode)}; {log_path} ends:\n{log_tail(log_path)}"
             )
         (data / "pg_hba.conf").write_text(_HBA)  # keeps the owner initdb gave it
-        command = [str(postgres), "-D", str(data), "-p", str(port)]
-        command += ["-c", f"unix_socket_directories={home}"]
-        for setting in _SETTINGS:
-            command += ["-c", setting]
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=home, env=_server_env(), **as_account,
-            start_new_session=True,  # Ctrl-C is ours to handle: we stop it in order
-        )  # fmt: skip
-        try:
-            url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-            wait_until_ready(process, lambda: check(url), "postgres", log_path, _START_TIMEOUT)
-            yield url, process
-        finally:
-            stop(process, signal.SIGINT, _STOP_TIMEOUT)
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            command = [str(postgres), "-D", str(data), "-p", str(port)]
+            command += ["-c", f"unix_socket_directories={home}"]
+            for setting in _SETTINGS:
+                command += ["-c", setting]
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=home, env=_server_env(), start_new_session=True, **as_account,
+            )  # fmt: skip
+
+        with serving(
+            launch, _url, check, "postgres", log_path, _START_TIMEOUT, signal.SIGINT, _STOP_TIMEOUT
+        ) as started:
+            yield started
+
+
+def _url(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"

@@ -25,6 +25,7 @@ regression (see ``runner.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
 import os
 import pwd
@@ -176,28 +177,24 @@ def _redis_process(work_dir: Path) -> Iterator[Started]:
             "or pass --service redis=redis://HOST:PORT"
         )
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(work_dir), "--daemonize", "no"]
-    if _redis_version(binary) >= (7, 0, 0):
-        command += ["--enable-debug-command", "yes"]
-    log_path = work_dir / f"redis-{port}.log"
+    debug = ["--enable-debug-command", "yes"] if _redis_version(binary) >= (7, 0, 0) else []
+    log_path = work_dir / "redis.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C is ours to handle: we stop it in order
-        )  # fmt: skip
-        # Everything after the Popen is inside the try: a Ctrl-C at any point
-        # from here on still stops the server (it is in its own session: the
-        # terminal's SIGINT never reaches it, so nobody else would).
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            wait_until_ready(
-                process, lambda: _redis_check(url), "redis-server", log_path, _START_TIMEOUT
-            )
-            yield url, process
-        finally:
-            stop(process)
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            command += ["--appendonly", "no", "--dir", str(work_dir), "--daemonize", "no"]
+            return subprocess.Popen(
+                [*command, *debug], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+
+        with serving(launch, _redis_url, _redis_check, "redis-server", log_path) as started:
+            yield started
+
+
+def _redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
 
 
 # -- helpers for every kind ----------------------------------------------------
@@ -242,6 +239,62 @@ def wait_until_ready(
                 f"{log_path} ends:\n{log_tail(log_path)}"
             )
         time.sleep(0.1)
+
+
+#: How many ports a server may try: another program can take the free port
+#: between our look and the server's bind.
+_PORT_TRIES = 3
+
+
+@contextlib.contextmanager
+def serving(
+    launch: Callable[[int], subprocess.Popen[bytes]],
+    url_for: Callable[[int], str],
+    check: Callable[[str], str | None],
+    what: str,
+    log_path: Path,
+    timeout: float = _START_TIMEOUT,
+    first: signal.Signals = signal.SIGTERM,
+    stop_timeout: float = _STOP_TIMEOUT,
+) -> Iterator[Started]:
+    """A server on a free loopback port for the block: ``launch(port)`` starts it
+    (in its own session: Ctrl-C is ours to handle, we stop it in order), then
+    ``check(url_for(port))`` must succeed; ``stop(process, first)`` after.  A
+    server that exits because its port was taken in the meantime is started
+    again on another."""
+    for attempt in range(1, _PORT_TRIES + 1):
+        port = free_port()
+        mark = log_path.stat().st_size if log_path.exists() else 0
+        url = url_for(port)
+        process = launch(port)
+        # From here on a Ctrl-C at any point still stops the server (the
+        # terminal's SIGINT never reaches it, so nobody else would).
+        try:
+            wait_until_ready(process, functools.partial(check, url), what, log_path, timeout)
+        except ServiceUnavailable:
+            stop(process, first, stop_timeout)
+            if (
+                attempt < _PORT_TRIES
+                and process.returncode is not None
+                and _port_was_taken(log_path, mark)
+            ):
+                continue
+            raise
+        except BaseException:
+            stop(process, first, stop_timeout)
+            raise
+        break
+    try:
+        yield url, process
+    finally:
+        stop(process, first, stop_timeout)
+
+
+def _port_was_taken(log_path: Path, mark: int) -> bool:
+    with contextlib.suppress(OSError), open(log_path, "rb") as log:
+        log.seek(mark)
+        return b"Address already in use" in log.read()
+    return False
 
 
 def stop(
