@@ -270,6 +270,10 @@ def _run(
             )
         elif options.only == "plain":
             result.cooperation_reason = "--only plain: the probe belongs to the patched run"
+        elif any(not run.records for run in runs.values()):
+            # Measuring a library whose tests did not run (pytest could not even
+            # collect them) would be a verdict on an environment nobody checked.
+            result.cooperation_reason = "the suite ran no test: the probe was not run"
         else:
             lost = lost or urls.describe_loss()
             if lost:
@@ -277,7 +281,23 @@ def _run(
             else:
                 listener.phase(name, "cooperation probe")
                 result.probe = _probe(manifest, env, urls, source.root)
+                _note_known_blocking(manifest, result)
     _check_runs(runs, result)
+
+
+def _note_known_blocking(manifest: Manifest, result: Result) -> None:
+    """A probe the manifest knows to block: say why beside the verdict (and say
+    when it no longer blocks: the manifest is then out of date)."""
+    probe, why = result.probe or {}, manifest.probe.blocks if manifest.probe else None
+    if not why or probe.get("error"):
+        return
+    if probe.get("cooperative"):
+        result.notes.append(
+            f"the probe cooperated although the manifest expects it to block ({why}): "
+            "the manifest's [probe] blocks is out of date"
+        )
+    else:
+        result.notes.append(f"the probe blocks the loop, as the manifest expects: {why}")
 
 
 def _service_loss(runs: dict[str, ModeRun], result: Result) -> str | None:

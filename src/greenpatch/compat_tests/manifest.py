@@ -103,6 +103,9 @@ class ProbeSpec:
     #: library, with "{http_url}", "{delay}" and "{<service>}" filled in.
     args: tuple[str | int | float, ...] | None = None
     kwargs: dict[str, str | int | float] = field(default_factory=dict)
+    #: Why the probe is known to block the loop (a C extension doing its own
+    #: I/O): the result then says so instead of leaving a bare "blocks".
+    blocks: str | None = None
 
 
 @dataclass(frozen=True)
@@ -446,7 +449,7 @@ def _expected(table: Table) -> Expected:
 
 
 def _probe(table: Table) -> ProbeSpec:
-    table.check_known(("callable", "concurrency", "delay", "services", "args", "kwargs"))
+    table.check_known(("callable", "concurrency", "delay", "services", "args", "kwargs", "blocks"))
     target = table.string("callable", required=True) or ""
     if ":" not in target:
         raise table.error("callable", f"expected 'module:function', got {target!r}")
@@ -482,6 +485,7 @@ def _probe(table: Table) -> ProbeSpec:
         services=services,
         args=tuple(args) if "args" in table.data or "kwargs" in table.data else None,
         kwargs=dict(kwargs),
+        blocks=table.string("blocks"),
     )
 
 
