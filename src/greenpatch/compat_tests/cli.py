@@ -193,6 +193,14 @@ def _handle_run(args: argparse.Namespace) -> int:
         items: list[str | None] = list(parse_version_items(args.versions or [])) or [None]
     except VersionError as exc:
         raise UsageError(str(exc)) from exc
+    for manifest in manifests:
+        if len(items) > 1 and manifest.source_kind != "sdist":
+            # A local tree or a clone is one version: several results would be one run, repeated.
+            raise UsageError(
+                f"{manifest.name}: --version names {len(items)} releases, but its tests come "
+                f"from a {'local tree' if manifest.source_kind == 'path' else 'git clone'}, "
+                "which is one version"
+            )
     # Absolute: the suites run with their own working directory.
     args.out = args.out.resolve()
     _check_out_dir(args.out)
