@@ -1,42 +1,47 @@
 """Green ``selectors``: ``DefaultSelector`` waits on the hub.
 
 ``selectors.DefaultSelector`` is the selector that asyncio, ``socket.sendfile``,
-``subprocess.communicate`` and many libraries pick.  ``HubSelector`` is a
-``PollSelector`` over the *original* ``select.poll`` (which
+``subprocess.communicate`` and many libraries pick; after patching it is
+``HubSelector``: a ``PollSelector`` over the *original* ``select.poll`` (which
 answers "what is ready now" exactly, for any descriptor number), whose
 ``select()`` asks that poll object without waiting first and, when nothing is
 ready, waits in the hub's wait queues of the registered descriptors, then asks
-again -- the same scheme as the green ``select`` module.  It is the green
-default where the stdlib's is not epoll, and the green ``subprocess``'s selector.
+again -- the same scheme as the green ``select`` module.
 
-Where the stdlib's default is an ``EpollSelector`` (Linux), the green default is
-one too, over the green ``epoll`` (``HubEpollSelector``), because poll and epoll differ
-on a descriptor closed while registered.  poll reports it (``POLLNVAL``, which a
-``PollSelector`` turns into "ready"); epoll forgets it, and the selector goes on
-waiting for the others or the timeout.  Programs that close a socket under their
-own select loop rely on the latter (websocket-client's ``run_forever`` meets
-its ping timeout instead of a read on the closed socket).
+A descriptor closed while registered
+------------------------------------
+poll reports it (``POLLNVAL``, which a ``PollSelector`` turns into "ready");
+epoll and kqueue, the stdlib's default selectors on Linux and BSD/macOS, forget
+it: the select goes on waiting for the others or the timeout.  Programs that
+close a socket under their own select loop rely on that (websocket-client's
+``run_forever`` then meets its ping timeout, and reconnects).  So where the
+stdlib's default is not poll or select, the green default (``HubDefaultSelector``)
+forgets a registered descriptor that is closed when ``select()`` begins.
+One closed *during* the wait, by another green thread, still ends the wait as
+ready (the hub wakes its waiters with EBADF, see ``hub/io.py``): with OS threads
+the waiter would have been woken by what made the other thread close it (the
+peer's close frame, a shutdown), which a green waiter may not have had its turn
+to see.
 """
 
 from __future__ import annotations
 
 import errno
+import select as _select
 import selectors as _stdlib
 from typing import Any
 
 from greenpatch.hub.io import READ, WRITE
-from greenpatch.patcher.green import select as _green_select_module
 from greenpatch.patcher.green.select import _block_forever_or_sleep, _original_poll, _wait_until
 from greenpatch.patcher.green.select import poll as _green_poll
 from greenpatch.patcher.green.select import select as _green_select
-
-_green_epoll: Any = getattr(_green_select_module, "epoll", None)
 
 __target__ = "selectors"
 __implements__ = ["DefaultSelector", "PollSelector", "SelectSelector"]
 
 EVENT_READ = _stdlib.EVENT_READ
 EVENT_WRITE = _stdlib.EVENT_WRITE
+_POLLNVAL = getattr(_select, "POLLNVAL", 32)
 
 
 class HubSelector(_stdlib.PollSelector):
@@ -45,43 +50,57 @@ class HubSelector(_stdlib.PollSelector):
     # Bound here, not inherited: the stdlib class took whatever select.poll was
     # when selectors was imported, which may be the green one.
     _selector_cls = _original_poll
+    #: Leave out the registered descriptors found closed (see the module docstring).
+    _forget_closed = False
+
+    def _ready_now(self) -> tuple[list[tuple[Any, int]], set[int]]:
+        """What is ready without waiting, and the closed descriptors left out of it."""
+        ready: list[tuple[Any, int]] = super().select(0)
+        if not ready or not self._forget_closed:
+            return ready, set()
+        # A closed descriptor always shows in poll's answer, so only then ask.
+        poller: Any = self._selector  # type: ignore[attr-defined]
+        closed = {fd for fd, events in poller.poll(0) if events & _POLLNVAL}
+        return [(key, events) for key, events in ready if key.fd not in closed], closed
 
     def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
-        ready = super().select(0)
+        ready, closed = self._ready_now()
         if ready or (timeout is not None and timeout <= 0):
             return ready
         keys: dict[int, Any] = self._fd_to_key  # type: ignore[attr-defined]
-        if not keys:
-            _block_forever_or_sleep(timeout)
-            return []
         interest = {
             fd: (READ if key.events & EVENT_READ else 0)
             | (WRITE if key.events & EVENT_WRITE else 0)
             for fd, key in keys.items()
+            if fd not in closed
         }
+        if not interest:
+            _block_forever_or_sleep(timeout)
+            return []
         try:
             answer: list[tuple[Any, int]] = _wait_until(
-                interest, (), timeout, lambda: super(HubSelector, self).select(0)
+                interest, (), timeout, lambda: self._ready_now()[0]
             )
         except OSError as exc:
             if exc.errno != errno.EBADF:
                 raise
-            # A closed descriptor: poll reports it (POLLNVAL), as the stdlib's selector does.
+            # Closed under the wait: reported ready (POLLNVAL), as poll reports it.
             return super().select(0)
         return answer
 
 
-if hasattr(_stdlib, "EpollSelector") and _green_epoll is not None:
+class HubDefaultSelector(HubSelector):
+    """``HubSelector`` with epoll's and kqueue's answer for a closed descriptor."""
 
-    class HubEpollSelector(_stdlib.EpollSelector):
-        """``selectors.EpollSelector`` over the green ``epoll``: its ``select()``
-        waits on the hub for the epoll object's own descriptor."""
+    _forget_closed = True
 
-        _selector_cls = _green_epoll
 
-    DefaultSelector: type[_stdlib.BaseSelector] = HubEpollSelector
+# The stdlib's own choice, made when selectors was imported.
+_stdlib_default: Any = _stdlib.DefaultSelector
+if _stdlib_default in (_stdlib.PollSelector, _stdlib.SelectSelector):
+    DefaultSelector: type[HubSelector] = HubSelector
 else:
-    DefaultSelector = HubSelector
+    DefaultSelector = HubDefaultSelector
 
 
 # The stdlib's PollSelector and SelectSelector bind select.poll / select.select
