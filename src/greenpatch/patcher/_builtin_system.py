@@ -20,10 +20,16 @@ def _install_green_sslsocket(target: ModuleType, registry: Registry) -> None:
     through the class attribute, and ``ssl.SSLContext`` itself must stay the
     same object (subclasses made before patching would recurse, see
     ``green/ssl.py``).  ``registry.unpatch("ssl")`` does not undo it.
+
+    pyOpenSSL's ``Connection`` does its TLS I/O on the socket's descriptor in
+    C: it is made cooperative too, when ``OpenSSL.SSL`` is imported (see
+    ``green/pyopenssl.py``; patching does not import it).
     """
+    from greenpatch.patcher.green import pyopenssl as green_pyopenssl
     from greenpatch.patcher.green import ssl as green_ssl
 
     green_ssl.install(target)
+    green_pyopenssl.install()
 
 
 def _take_over_sigint(target: ModuleType, registry: Registry) -> None:
@@ -55,7 +61,8 @@ SYSTEM_SPECS: tuple[PatchSpec, ...] = (
         after=_install_green_sslsocket,
         description=(
             "SSLContext.wrap_socket (and ssl.wrap_socket) make cooperative SSL sockets: "
-            "handshake, read, write, unwrap wait on the hub"
+            "handshake, read, write, unwrap wait on the hub; so do pyOpenSSL's "
+            "Connection calls over a blocking green socket"
         ),
     ),
     PatchSpec(
