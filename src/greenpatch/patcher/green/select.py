@@ -32,6 +32,21 @@ what the hub waits on.  (Edge-triggered, so that a hang-up, which epoll always
 reports, wakes the waiter once instead of keeping the set readable for ever.)
 Where there is no epoll, exceptional descriptors are watched for reading, which
 covers the usual case of urgent data arriving with normal data.
+
+Loops that poll
+---------------
+An answer given without waiting (something was ready, or the timeout was 0)
+does not pass through the hub.  A thread that loops on such answers -- a
+relay that selects its two sockets for writing as well as reading, so the
+kernel always says "writable" -- then never let the other threads run: with
+OS threads the interpreter switches every 5 ms, here nothing did, and the
+peer it relays for (a server in another patched thread) never answered.  So
+every ``ANSWER_YIELD_EVERY``-th answer given without waiting first yields to
+the hub (``sleep(0)``: ready greenlets and ready I/O run) and then asks the
+kernel again, for an answer as fresh as it would have been (``epoll`` returns
+the events it took: the kernel reports an edge-triggered one once).  Rejected:
+yielding on every such answer (a hub round trip per call, for the servers
+that select before each read); preempting a polling thread from a timer.
 """
 
 from __future__ import annotations
@@ -43,7 +58,9 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from greenpatch.hub import get_hub
+from greenlet import getcurrent as _raw_getcurrent
+
+from greenpatch.hub import get_hub, get_hub_if_exists
 from greenpatch.hub.io import READ, WRITE, wait_any
 
 __target__ = "select"
@@ -70,6 +87,26 @@ _EPOLL_DEFAULT_MASK = (
     | getattr(_stdlib, "EPOLLPRI", 2)
     | getattr(_stdlib, "EPOLLOUT", 4)
 )
+
+
+#: Answers given without waiting (see "Loops that poll"): every this many, one yields first.
+ANSWER_YIELD_EVERY = 64
+_answers_without_wait = 0
+
+
+def _yielded_now_and_then() -> bool:
+    """Count an answer given without waiting; on every ``ANSWER_YIELD_EVERY``-th,
+    let the other greenlets run.  True when it did: the caller asks the kernel again."""
+    global _answers_without_wait
+    _answers_without_wait += 1
+    if _answers_without_wait < ANSWER_YIELD_EVERY:
+        return False
+    _answers_without_wait = 0
+    hub = get_hub_if_exists()
+    if hub is None or _raw_getcurrent() is hub:
+        return False
+    hub.sleep(0)
+    return True
 
 
 def _fileno(obj: Any) -> int:
@@ -177,6 +214,8 @@ def select(
         )
 
     ready = ask_kernel()
+    if (ready is not None or timeout == 0) and _yielded_now_and_then():
+        ready = ask_kernel()
     if ready is not None:
         return ready
     if timeout == 0:
@@ -260,6 +299,8 @@ class poll:
             timeout = operator.index(timeout)  # TypeError for what the C code refuses
         seconds = None if timeout is None or timeout < 0 else timeout / 1000.0
         ready: list[tuple[int, int]] = self._kernel.poll(0)
+        if (ready or seconds == 0) and _yielded_now_and_then():
+            ready = self._kernel.poll(0)
         if ready or seconds == 0:
             return ready
         if not self._registered:
@@ -337,6 +378,10 @@ if _original_epoll is not None:
             if timeout is not None and not isinstance(timeout, (int, float)):
                 raise TypeError("timeout must be an integer or None")
             if events or timeout == 0:
+                # Delivered even when it yields: the kernel reports an
+                # edge-triggered or one-shot event once, so asking again
+                # could lose it.
+                _yielded_now_and_then()
                 return events
             deadline = None if timeout is None or timeout < 0 else monotonic() + timeout
             fd = real.fileno()
