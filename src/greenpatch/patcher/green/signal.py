@@ -59,6 +59,12 @@ What stays the stdlib's
   watchers reap children (see ``green/os.py``).
 * SIGKILL/SIGSTOP, invalid numbers, wrong handler types and calls outside the
   main thread reach the real ``signal.signal``, which raises what it always did.
+  A patched thread is not the main thread either, although it runs on the main
+  OS thread: ``signal.signal`` raises the stdlib's ``ValueError`` there too.
+  Libraries ask it that way whether they run in the main thread (trio: two
+  trio loops in patched threads each took ``set_wakeup_fd`` and the second
+  warned of a collision, an error under ``-W error``); greenlets that are not
+  threads (``greenpatch.spawn``) count as the main thread, as in gevent.
 * ``signal.getsignal`` returns what the user set, green or not.
 * ``alarm``, ``setitimer``, ``pthread_kill``, ``set_wakeup_fd`` are untouched.
 
@@ -70,6 +76,7 @@ code the signal interrupts).
 from __future__ import annotations
 
 import signal as _stdlib
+import sys
 from types import FrameType
 from typing import Any, Callable, Union
 
@@ -103,6 +110,12 @@ def _in_main_thread() -> bool:
     return bool(original("_thread", "get_ident")() == main_ident)
 
 
+def _in_patched_thread() -> bool:
+    """Whether the caller is a patched thread (a task ``_thread`` started)."""
+    green_thread = sys.modules.get("greenpatch.patcher.green._thread")
+    return green_thread is not None and green_thread.get_ident() in green_thread._running
+
+
 def _dispatchable(signalnum: Any, handler: Any) -> bool:
     """Whether ``handler`` for ``signalnum`` goes through the trampoline (else: the real call)."""
     return (
@@ -116,6 +129,8 @@ def _dispatchable(signalnum: Any, handler: Any) -> bool:
 
 def signal(signalnum: int, handler: Handler) -> Handler:
     """``signal.signal``: ``handler`` runs between bytecodes, never inside the hub."""
+    if _in_patched_thread():
+        raise ValueError("signal only works in main thread of the main interpreter")
     if not _dispatchable(signalnum, handler):
         # Raises exactly what the stdlib raises (thread, range, handler type).
         result: Handler = _real_signal(signalnum, handler)
