@@ -124,7 +124,10 @@ class socket(_StdlibSocket, CooperativeIO):
             self._io_dontwait = _DONTWAIT
         else:
             self._io_dontwait = 0
-            if timeout is None:
+            if timeout != 0.0:
+                # The C calls must never wait themselves: with a default
+                # timeout (socket.setdefaulttimeout) the C socket kept it, and
+                # its accept/recv/send polled for that long, holding the hub.
                 _c_settimeout(self, 0.0)
 
     def _set_kernel_mode(self, timeout: float | None) -> None:
