@@ -49,6 +49,20 @@ def test_every_deselection_names_the_internet_host_it_needs() -> None:
         assert any(host in entry.reason for host in ("bitfinex", "twilio", "google")), entry
 
 
+def test_older_releases_get_their_own_deselections() -> None:
+    manifest = resolve_suite("websocket-client")
+    assert manifest.version == "latest" and manifest.matrix[0] == "latest"
+    newest = manifest.for_version("1.9.2")
+    assert newest.deselect == manifest.deselect and not newest.applied
+    ids = {entry.id for entry in manifest.for_version("1.8.0").deselect}
+    assert "websocket/tests/test_http.py::HttpTest::test_proxy_connect" in ids
+    old = manifest.for_version("0.59.0")
+    ids = {entry.id for entry in old.deselect}
+    assert "websocket/tests/test_websocket.py::WebSocketTest::testWebSocket" in ids
+    assert "websocket/tests/test_http.py::HttpTest::testConnect" in ids
+    assert all(entry.reason.startswith("needs ") for entry in old.deselect)
+
+
 def test_the_accept_key_is_rfc_6455s_example() -> None:
     assert _slow_websocket.accept_key(RFC_KEY) == RFC_ACCEPT
 
