@@ -270,6 +270,11 @@ class IoWaitQueue:
         count = self.cancel(error)
         self.closed = True
         self._watcher.close()
+        # The watcher points back at its queue (for cancel_fd_waits): a cycle
+        # that only the cyclic GC would free, so every closed socket's queues
+        # and watchers lingered as garbage (mysql-connector's BugOra13435186
+        # counts gc objects across connections).
+        self._watcher.waiter = None
         return count
 
     @property
