@@ -34,7 +34,10 @@ def test_the_manifest_is_built_in_and_names_an_importable_probe() -> None:
     manifest = resolve_suite("websocket-client")
     assert manifest.distribution == "websocket-client"
     assert manifest.tests == ("websocket/tests",)
-    assert manifest.services == ()
+    assert manifest.services == ()  # 0.x: public servers only (deselected)
+    (echo,) = manifest.for_version("1.9.2").services
+    assert echo.name == "echo" and echo.command == ("{python}", "websocket/tests/echo-server.py")
+    assert echo.command_env == echo.variables == {"LOCAL_WS_SERVER_PORT": "{port}"}
     assert manifest.probe is not None
     assert manifest.probe.callable == PROBE
     assert load_callable(manifest.probe.callable) is websocket_probe.probe
@@ -53,7 +56,7 @@ def test_older_releases_get_their_own_deselections() -> None:
     manifest = resolve_suite("websocket-client")
     assert manifest.version == "latest" and manifest.matrix[0] == "latest"
     newest = manifest.for_version("1.9.2")
-    assert newest.deselect == manifest.deselect and not newest.applied
+    assert newest.deselect == manifest.deselect and len(newest.applied) == 1  # the echo server
     ids = {entry.id for entry in manifest.for_version("1.8.0").deselect}
     assert "websocket/tests/test_http.py::HttpTest::test_proxy_connect" in ids
     old = manifest.for_version("0.59.0")
@@ -188,24 +191,10 @@ def test_the_probe_scores_about_one_when_the_library_blocks(tmp_path: Path) -> N
 # -- the real suite --------------------------------------------------------------------
 @pytest.mark.compat
 @pytest.mark.timeout(1800)
-def test_the_suite_has_no_regression_and_its_probe_cooperates(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The tests that need the suite's echo server read LOCAL_WS_SERVER_PORT; until
-    # the harness can start websocket/tests/echo-server.py, our slow server with
-    # no delay stands in for it (an echo server with ping and close).
-    server = subprocess.Popen(
-        [sys.executable, str(SERVER), "--delay", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        assert server.stdout is not None
-        monkeypatch.setenv("LOCAL_WS_SERVER_PORT", server.stdout.readline().split()[1].decode())
-        out = Path(os.environ.get("GREENPATCH_COMPAT_OUT", tmp_path))
-        result, path = run_suite(resolve_suite("websocket-client"), HarnessOptions(out_dir=out))
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=30)
+def test_the_suite_has_no_regression_and_its_probe_cooperates(tmp_path: Path) -> None:
+    # The harness starts the suite's echo server (websocket/tests/echo-server.py).
+    out = Path(os.environ.get("GREENPATCH_COMPAT_OUT", tmp_path))
+    result, path = run_suite(resolve_suite("websocket-client"), HarnessOptions(out_dir=out))
     assert result.not_run_reason is None, result.not_run_reason
     assert not result.incomplete, result.notes
     assert not {test.nodeid: test.error for test in result.regressions()}, f"see {path}"

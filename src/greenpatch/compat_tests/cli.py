@@ -150,16 +150,24 @@ def _check_out_dir(out: Path) -> None:
         raise UsageError(f"--out {out}: not writable ({exc.strerror or exc})") from exc
 
 
-def _parse_services(values: list[str]) -> dict[str, str]:
+def _parse_services(values: list[str], manifests: Sequence[Any] = ()) -> dict[str, str]:
     from greenpatch.compat_tests.manifest import KNOWN_SERVICES
 
+    # The suites' own servers (command services) may be given too.
+    own = [
+        spec.name
+        for manifest in manifests
+        for spec in (*manifest.services, *(s for w in manifest.when for s in w.services))
+        if spec.command
+    ]
+    known = (*KNOWN_SERVICES, *dict.fromkeys(own))
     services = {}
     for value in values:
         name, sep, url = value.partition("=")
         if not sep or not url:
             raise UsageError(f"--service {value!r}: expected NAME=URL")
-        if name not in KNOWN_SERVICES:
-            raise UsageError(f"--service {value!r}: unknown service; known: {KNOWN_SERVICES}")
+        if name not in known:
+            raise UsageError(f"--service {value!r}: unknown service; known: {known}")
         services[name] = url
     return services
 
@@ -210,7 +218,7 @@ def _handle_run(args: argparse.Namespace) -> int:
         version=None,
         python=args.python,
         only=args.only,
-        services=_parse_services(args.service),
+        services=_parse_services(args.service, manifests),
         allow_network=args.allow_network,
         reproduce_args=_reproduce_args(args),
     )

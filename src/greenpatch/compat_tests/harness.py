@@ -252,7 +252,9 @@ def _run(
     work_dir = options.out_dir / f".{name}-{source.version}-py{_short(env)}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
     listener.phase(name, "starting services")
-    with running_services(manifest.services, options.services, work_dir / "services") as urls:
+    with running_services(
+        manifest.services, options.services, work_dir / "services", env.python, source.root
+    ) as urls:
         for service, url in urls.items():
             how = "given" if service in options.services else "started by the harness"
             result.notes.append(f"service {service}: {url} ({how})")

@@ -89,6 +89,13 @@ class ServiceSpec:
     #: Statements run once against a server the harness started, before the
     #: tests (a role or a database the suite expects), in the service's own language.
     setup: tuple[str, ...] = ()
+    #: A server of the suite's own (an echo server in its tests), started from
+    #: the source tree with the suite's Python, unpatched, on a free loopback
+    #: port: argv templates of "{python}" and "{port}".  Its URL is
+    #: tcp://127.0.0.1:PORT; it is ready when the port accepts a connection.
+    command: tuple[str, ...] = ()
+    #: The command's own environment variables (templates of "{port}").
+    command_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -321,17 +328,31 @@ def load_manifest(path: str | Path) -> Manifest:
         services=_services(top.table("services")),
         deselect=tuple(_deselect(table) for table in top.tables("deselect")),
         expected=tuple(_expected(table) for table in top.tables("expected")),
-        probe=_probe(top.table("probe")) if "probe" in top.data else None,
+        probe=_probe(top.table("probe"), _own_servers(top)) if "probe" in top.data else None,
     )
 
 
 def _services(table: Table) -> tuple[ServiceSpec, ...]:
     specs = []
     for name in table.data:
-        if name not in KNOWN_SERVICES:
-            raise table.error(name, f"unknown service; the harness can start {KNOWN_SERVICES}")
         service = table.table(name)
-        service.check_known(("option", "env", "variables", "setup"))
+        command = service.strings("command")
+        if name not in KNOWN_SERVICES and not command:
+            raise table.error(
+                name,
+                f"unknown service; the harness can start {KNOWN_SERVICES}, "
+                "or a server of the suite's own given by command = [...]",
+            )
+        if name in KNOWN_SERVICES and command:
+            raise service.error("command", f"{name} is started by the harness: no command")
+        service.check_known(("option", "env", "variables", "setup", "command", "command_env"))
+        command_env = _string_table(service, "command_env")
+        for index, part in enumerate(command):
+            _check_template(service, f"command[{index}]", part, ("python", "port"))
+        for key, template in command_env.items():
+            _check_template(service, f"command_env.{key}", template, ("port",))
+        if command and service.strings("setup"):
+            raise service.error("setup", "a command service takes no setup statements")
         option, env = service.string("option"), service.string("env")
         variables = service.data.get("variables", {})
         if not isinstance(variables, dict) or not all(
@@ -353,6 +374,8 @@ def _services(table: Table) -> tuple[ServiceSpec, ...]:
                 env=env,
                 variables=dict(variables),
                 setup=service.strings("setup"),
+                command=command,
+                command_env=command_env,
             )
         )
     return tuple(specs)
@@ -412,8 +435,10 @@ def _when(table: Table) -> When:
     )
 
 
-def _check_template(table: Table, key: str, template: str) -> None:
-    """A ``{field}`` template must name SERVICE_FIELDS only (found now, not as a
+def _check_template(
+    table: Table, key: str, template: str, known: tuple[str, ...] = SERVICE_FIELDS
+) -> None:
+    """A ``{field}`` template must name known fields only (found now, not as a
     KeyError when the service has started)."""
     import string
 
@@ -422,9 +447,9 @@ def _check_template(table: Table, key: str, template: str) -> None:
     except ValueError as exc:
         raise table.error(key, f"bad template {template!r}: {exc}") from None
     for name in fields:
-        if name not in SERVICE_FIELDS:
+        if name not in known:
             raise table.error(
-                key, f"unknown field {{{name}}} in {template!r}; known: {', '.join(SERVICE_FIELDS)}"
+                key, f"unknown field {{{name}}} in {template!r}; known: {', '.join(known)}"
             )
 
 
@@ -448,7 +473,22 @@ def _expected(table: Table) -> Expected:
     )
 
 
-def _probe(table: Table) -> ProbeSpec:
+def _own_servers(top: Table) -> tuple[str, ...]:
+    """The names of the suite's own servers (command services), in any block."""
+    tables = [
+        top.data.get("services", {}),
+        *(w.get("services", {}) for w in top.data.get("when", [])),
+    ]
+    return tuple(
+        name
+        for services in tables
+        if isinstance(services, dict)
+        for name, spec in services.items()
+        if isinstance(spec, dict) and spec.get("command")
+    )
+
+
+def _probe(table: Table, own_servers: tuple[str, ...] = ()) -> ProbeSpec:
     table.check_known(("callable", "concurrency", "delay", "services", "args", "kwargs", "blocks"))
     target = table.string("callable", required=True) or ""
     if ":" not in target:
@@ -474,8 +514,9 @@ def _probe(table: Table) -> ProbeSpec:
         raise table.error("kwargs", f"expected a table of strings and numbers, got {kind(kwargs)}")
     services = table.strings("services")
     for name in services:
-        if name not in KNOWN_SERVICES:
-            raise table.error("services", f"unknown service {name!r}; known: {KNOWN_SERVICES}")
+        if name not in KNOWN_SERVICES and name not in own_servers:
+            known = (*KNOWN_SERVICES, *own_servers)
+            raise table.error("services", f"unknown service {name!r}; known: {known}")
     return ProbeSpec(
         callable=target,
         # Each concurrent call is a greenlet and a connection: a typo such as

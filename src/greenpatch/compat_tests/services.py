@@ -35,6 +35,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,12 +51,14 @@ __all__ = [
     "RunningServices",
     "ServiceKind",
     "ServiceUnavailable",
+    "command_kind",
     "describe_exit",
     "redis_ping",
     "running_services",
     "service_arguments",
     "service_kind",
     "start_redis",
+    "tcp_check",
     "url_fields",
 ]
 
@@ -88,7 +91,8 @@ class ServiceKind:
 
 
 def service_kind(name: str) -> ServiceKind:
-    """The kind named in a manifest's ``[services.NAME]``."""
+    """The kind named in a manifest's ``[services.NAME]`` (a server the harness
+    knows; the suite's own servers are ``command_kind``)."""
     # Imported here: the database modules use this module's helpers.
     from greenpatch.compat_tests import _mariadb, _postgresql
 
@@ -112,6 +116,62 @@ def service_kind(name: str) -> ServiceKind:
         raise ServiceUnavailable(
             f"unknown service {name!r}; the harness can start {', '.join(kinds)}"
         ) from None
+
+
+# -- a server of the suite's own ------------------------------------------------
+
+
+def tcp_check(url: str) -> str | None:
+    """None when the URL's port accepts a TCP connection."""
+    fields = url_fields(url)
+    try:
+        with socket.create_connection((fields["host"], int(fields["port"] or 0)), timeout=1.0):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"no connection: {exc}"
+
+
+def command_kind(spec: ServiceSpec, python: str, cwd: Path) -> ServiceKind:
+    """A server the suite brings (``[services.NAME] command = [...]``): run from
+    its source tree with its Python -- a plain process, never patched: the
+    suite's server is the test's peer, not what is tested."""
+
+    @contextlib.contextmanager
+    def start(work_dir: Path) -> Iterator[Started]:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        log_path = work_dir / f"{spec.name}.log"
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            fields = {"python": python, "port": str(port)}
+            argv = [part.format_map(fields) for part in spec.command]
+            env = {name: value.format_map(fields) for name, value in spec.command_env.items()}
+            with open(log_path, "ab") as log:
+                try:
+                    return subprocess.Popen(
+                        argv,
+                        cwd=cwd,
+                        env={**os.environ, **env},
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise ServiceUnavailable(
+                        f"the suite's server {spec.name} could not start ({argv[0]}: "
+                        f"{exc.strerror or exc})"
+                    ) from exc
+
+        what = f"the suite's server {spec.name} ({' '.join(spec.command)})"
+        with serving(launch, "tcp://127.0.0.1:{}".format, tcp_check, what, log_path) as started:
+            yield started
+
+    def no_setup(url: str, statements: Sequence[str]) -> None:
+        raise ServiceUnavailable(f"{spec.name} is the suite's own server: it takes no setup")
+
+    return ServiceKind(
+        spec.name, f"{spec.name} (the suite's server)", 0, start, tcp_check, no_setup
+    )
 
 
 # -- Redis ---------------------------------------------------------------------
@@ -476,16 +536,22 @@ def running_services(
     specs: tuple[ServiceSpec, ...] | list[ServiceSpec],
     given: dict[str, str],
     work_dir: Path,
+    python: str | None = None,
+    source_root: Path | None = None,
 ) -> Iterator[RunningServices]:
     """Every service in ``specs`` for the duration of the block: name -> URL.
 
     ``given`` (from ``--service NAME=URL``) names existing servers to use
     instead: they are checked, never set up (their owner prepared them).
+    ``python`` and ``source_root`` run the suite's own servers (``command``).
     """
     urls = RunningServices()
     with contextlib.ExitStack() as stack:
         for spec in specs:
-            kind = service_kind(spec.name)
+            if spec.command:
+                kind = command_kind(spec, python or sys.executable, source_root or Path.cwd())
+            else:
+                kind = service_kind(spec.name)
             if spec.name in given:
                 url = given[spec.name]
                 problem = kind.check(url)
@@ -533,7 +599,8 @@ def service_arguments(
         if spec.env:
             env[spec.env] = url
         if spec.variables:
-            fields = url_fields(url, service_kind(spec.name).default_port)
+            default = None if spec.command else service_kind(spec.name).default_port
+            fields = url_fields(url, default)
             for name, template in spec.variables.items():
                 env[name] = template.format_map(fields)
     return args, env
