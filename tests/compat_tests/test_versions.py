@@ -193,3 +193,13 @@ def test_the_package_index_lists_releases_with_their_python_requirement(
     assert index_versions("x", "3.9") == ["1.5.0", "1.0.0"]  # 2.0.0 needs Python 3.12
     with pytest.raises(VersionError, match=r"could not list the releases of y .*pip said"):
         index_versions("y", "3.9")
+
+
+@pytest.mark.compat
+def test_an_old_sdist_whose_setup_imports_pkg_resources_is_still_fetched(tmp_path: Path) -> None:
+    """websocket-client 0.59.0's setup.py imports pkg_resources (gone from
+    setuptools 82): pip can read its metadata only with an older setuptools."""
+    manifest = load_manifest(_write(tmp_path, "[suite]\ndistribution = 'websocket-client'\n"))
+    source, _ = obtain_release(manifest, "0.59.0", None, tmp_path / "cache")
+    assert source.version == "0.59.0"
+    assert (source.root / "websocket" / "tests").is_dir()

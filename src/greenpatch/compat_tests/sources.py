@@ -241,6 +241,20 @@ def _download(manifest: Manifest, spec: str, sources: Path, locked: Path | None)
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
         command += ["--disable-pip-version-check", "-q", "-d", temp, wanted]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 and "No module named 'pkg_resources'" in done.stderr:
+            # pip reads an sdist's metadata by building it, and the setup.py of
+            # older releases imports pkg_resources, which setuptools 82 removed:
+            # build that metadata with the last setuptools that had it (the
+            # tests are what we want; the library is installed the same way).
+            constraint = Path(temp) / "build-constraints.txt"
+            constraint.write_text("setuptools<82\n")
+            done = subprocess.run(
+                [*command[:4], "--build-constraint", str(constraint), *command[4:]],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PIP_BUILD_CONSTRAINT": str(constraint)},
+            )
         archives = [p for p in Path(temp).iterdir() if p.name.endswith((".tar.gz", ".zip"))]
         if done.returncode != 0 or not archives:
             raise SourceError(
