@@ -42,6 +42,8 @@ __implements__ = ["DefaultSelector", "PollSelector", "SelectSelector"]
 EVENT_READ = _stdlib.EVENT_READ
 EVENT_WRITE = _stdlib.EVENT_WRITE
 _POLLNVAL = getattr(_select, "POLLNVAL", 32)
+_POLLIN = getattr(_select, "POLLIN", 1)
+_POLLOUT = getattr(_select, "POLLOUT", 4)
 
 
 class HubSelector(_stdlib.PollSelector):
@@ -55,13 +57,26 @@ class HubSelector(_stdlib.PollSelector):
 
     def _ready_now(self) -> tuple[list[tuple[Any, int]], set[int]]:
         """What is ready without waiting, and the closed descriptors left out of it."""
-        ready: list[tuple[Any, int]] = super().select(0)
-        if not ready or not self._forget_closed:
-            return ready, set()
-        # A closed descriptor always shows in poll's answer, so only then ask.
+        if not self._forget_closed:
+            return super().select(0), set()
+        # One poll(0), read as PollSelector.select reads it, less the closed
+        # descriptors (rejected: PollSelector.select then a second poll to find
+        # them -- two system calls for every ready answer, asyncio's hot path).
         poller: Any = self._selector  # type: ignore[attr-defined]
-        closed = {fd for fd, events in poller.poll(0) if events & _POLLNVAL}
-        return [(key, events) for key, events in ready if key.fd not in closed], closed
+        keys: dict[int, Any] = self._fd_to_key  # type: ignore[attr-defined]
+        ready: list[tuple[Any, int]] = []
+        closed: set[int] = set()
+        for fd, event in poller.poll(0):
+            if event & _POLLNVAL:
+                closed.add(fd)
+                continue
+            events = (EVENT_WRITE if event & ~_POLLIN else 0) | (
+                EVENT_READ if event & ~_POLLOUT else 0
+            )
+            key = keys.get(fd)
+            if key is not None:
+                ready.append((key, events & key.events))
+        return ready, closed
 
     def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
         ready, closed = self._ready_now()
