@@ -58,6 +58,14 @@ def test_every_deselection_names_a_test_path_and_a_reason() -> None:
     assert len(ids) == len(manifest.deselect), "a test path is deselected twice"
 
 
+def test_every_expected_failure_names_a_test_and_its_root_cause() -> None:
+    expected = resolve_suite("mysql-connector").expected
+    assert "tests/test_bugs.py::Bug809033::test_lost_connection" in {e.id for e in expected}
+    for entry in expected:
+        assert entry.id.startswith("tests/test_bugs.py::"), entry
+        assert len(entry.reason) > 100, entry
+
+
 def test_server_config_comes_from_the_service_url() -> None:
     assert plugin.server_config("mysql://root@127.0.0.1:33306/test") == {
         "host": "127.0.0.1",
@@ -223,21 +231,7 @@ def test_the_plugin_names_the_failure_to_prepare(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.compat
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize(
-    "version",
-    [
-        None,
-        pytest.param(
-            "9.7.0",
-            marks=pytest.mark.xfail(
-                reason="BugOra13435186::test_cursor counts gc objects, and the harness's "
-                "stall monitor thread allocates some at each sample "
-                "(docs/suites/mysql-connector.md)",
-                strict=False,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("version", [None, "9.7.0"])
 def test_the_suite_has_no_regression_and_its_probe_cooperates(
     version: str | None, tmp_path: Path
 ) -> None:
