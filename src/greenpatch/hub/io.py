@@ -68,6 +68,22 @@ timeout gives up 5 s after it began, however many times it woke).  ``sendall``
 counts what was sent in bytes, whatever the buffer's item size.  The green
 socket of the patcher (a subclass of the stdlib's) and the servers' socket
 wrapper both build on it.
+
+Loops that poll
+---------------
+A call answered without waiting does not pass through the hub.  A thread that
+repeats such a call for ever -- ``select`` on a socket that is always writable,
+``recv`` on a stream that has ended (b"" at once, every time) -- never let the
+other threads run: OS threads are preempted every 5 ms, greenlets are not, and
+the peer such a loop waits for (a server in another patched thread) never ran.
+So those answers go through ``yielded_now_and_then()``: every
+``ANSWER_YIELD_EVERY``-th one yields to the hub first (``sleep(0)``: ready
+greenlets and ready I/O run).  Only answers that a loop can repeat for ever
+count: an end of stream, a ``select``/``poll`` that finds something ready or
+has a timeout of 0 -- never a read that returned data, so streaming costs
+nothing.  Rejected: yielding on every such answer (a hub round trip per call);
+preempting a spinning thread from a timer (a switch at any bytecode, inside
+greenpatch's own bookkeeping too).
 """
 
 from __future__ import annotations
@@ -94,6 +110,7 @@ __all__ = [
     "wait_read",
     "wait_write",
     "waiting_fds",
+    "yielded_now_and_then",
 ]
 
 if issubclass(_socket.timeout, TimeoutError):  # Python 3.10+: one and the same
@@ -406,6 +423,29 @@ def _time_out_quietly(wait: list[Any]) -> None:
         glet.switch(_TIMED_OUT)
 
 
+# -- loops that poll ------------------------------------------------------------------
+#: Answers that a loop may repeat for ever (see "Loops that poll"): every this
+#: many, the caller yields to the hub first.
+ANSWER_YIELD_EVERY = 64
+_answers_without_wait = 0
+
+
+def yielded_now_and_then() -> bool:
+    """Count an answer given without waiting; on every ``ANSWER_YIELD_EVERY``-th,
+    let the other greenlets run.  True when it did (a caller whose answer may be
+    stale by then, such as ``select``, asks again)."""
+    global _answers_without_wait
+    _answers_without_wait += 1
+    if _answers_without_wait < ANSWER_YIELD_EVERY:
+        return False
+    _answers_without_wait = 0
+    hub = hub_of_this_thread()
+    if hub is None or getcurrent() is hub:
+        return False
+    hub.sleep(0)
+    return True
+
+
 # -- the socket calls ---------------------------------------------------------------
 class CooperativeIO:
     """The blocking socket calls, made cooperative: each system call is made so
@@ -546,6 +586,8 @@ class CooperativeIO:
                 if self._io_short_read is not None:
                     count = result if type(result) is int else len(result)
                     self._io_short_read = 0 < count < size
+                if not result and size:
+                    yielded_now_and_then()  # an end of stream, which a loop may read again
                 return result
             if timeout is not None and deadline is None:
                 deadline = monotonic() + timeout

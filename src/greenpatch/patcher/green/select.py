@@ -38,15 +38,13 @@ Loops that poll
 An answer given without waiting (something was ready, or the timeout was 0)
 does not pass through the hub.  A thread that loops on such answers -- a
 relay that selects its two sockets for writing as well as reading, so the
-kernel always says "writable" -- then never let the other threads run: with
-OS threads the interpreter switches every 5 ms, here nothing did, and the
-peer it relays for (a server in another patched thread) never answered.  So
-every ``ANSWER_YIELD_EVERY``-th answer given without waiting first yields to
-the hub (``sleep(0)``: ready greenlets and ready I/O run) and then asks the
-kernel again, for an answer as fresh as it would have been (``epoll`` returns
-the events it took: the kernel reports an edge-triggered one once).  Rejected:
-yielding on every such answer (a hub round trip per call, for the servers
-that select before each read); preempting a polling thread from a timer.
+kernel always says "writable" -- then never let the other threads run (with
+OS threads the interpreter switches every 5 ms), and the peer it relays for
+(a server in another patched thread) never answered.  So such answers go
+through ``hub.io.yielded_now_and_then()`` (see "Loops that poll" there): now
+and then one yields to the hub first, and then asks the kernel again, for an
+answer as fresh as it would have been (``epoll`` returns the events it took:
+the kernel reports an edge-triggered one once).
 """
 
 from __future__ import annotations
@@ -58,10 +56,9 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from greenlet import getcurrent as _raw_getcurrent
-
-from greenpatch.hub import get_hub, get_hub_if_exists
+from greenpatch.hub import get_hub
 from greenpatch.hub.io import READ, WRITE, wait_any
+from greenpatch.hub.io import yielded_now_and_then as _yielded_now_and_then
 
 __target__ = "select"
 __implements__ = ["select", "poll"]
@@ -87,26 +84,6 @@ _EPOLL_DEFAULT_MASK = (
     | getattr(_stdlib, "EPOLLPRI", 2)
     | getattr(_stdlib, "EPOLLOUT", 4)
 )
-
-
-#: Answers given without waiting (see "Loops that poll"): every this many, one yields first.
-ANSWER_YIELD_EVERY = 64
-_answers_without_wait = 0
-
-
-def _yielded_now_and_then() -> bool:
-    """Count an answer given without waiting; on every ``ANSWER_YIELD_EVERY``-th,
-    let the other greenlets run.  True when it did: the caller asks the kernel again."""
-    global _answers_without_wait
-    _answers_without_wait += 1
-    if _answers_without_wait < ANSWER_YIELD_EVERY:
-        return False
-    _answers_without_wait = 0
-    hub = get_hub_if_exists()
-    if hub is None or _raw_getcurrent() is hub:
-        return False
-    hub.sleep(0)
-    return True
 
 
 def _fileno(obj: Any) -> int:
