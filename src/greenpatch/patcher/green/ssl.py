@@ -64,7 +64,7 @@ import socket as _socket
 import ssl as _stdlib
 from typing import Any
 
-from greenpatch.hub.io import READ, WRITE, yielded_now_and_then
+from greenpatch.hub.io import READ, WRITE, yield_after_end_of_stream
 from greenpatch.patcher.green import socket as _gsocket
 
 __target__ = "ssl"
@@ -171,7 +171,7 @@ class SSLSocket(_stdlib.SSLSocket, _gsocket.socket):  # type: ignore[misc]
             return super().read(len, buffer)  # the stdlib's ValueError, in its words
         data = self._io_call(READ, 0, self._read_from, sslobj, len, buffer, messages=_READ_MESSAGES)
         if not data and len:
-            yielded_now_and_then()  # an end of stream, which a loop may read again
+            yield_after_end_of_stream()  # which a loop may read again
         return data
 
     def _read_from(self, sslobj: Any, len: int, buffer: Any) -> Any:
