@@ -346,7 +346,7 @@ def _services(table: Table) -> tuple[ServiceSpec, ...]:
         if name in KNOWN_SERVICES and command:
             raise service.error("command", f"{name} is started by the harness: no command")
         service.check_known(("option", "env", "variables", "setup", "command", "command_env"))
-        command_env = _string_table(service, "command_env")
+        command_env = _string_table(service, "command_env", templates=True)
         for index, part in enumerate(command):
             _check_template(service, f"command[{index}]", part, ("python", "port"))
         for key, template in command_env.items():
@@ -354,11 +354,7 @@ def _services(table: Table) -> tuple[ServiceSpec, ...]:
         if command and service.strings("setup"):
             raise service.error("setup", "a command service takes no setup statements")
         option, env = service.string("option"), service.string("env")
-        variables = service.data.get("variables", {})
-        if not isinstance(variables, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
-        ):
-            raise service.error("variables", f"expected a table of strings, got {kind(variables)}")
+        variables = _string_table(service, "variables", templates=True)
         for key, template in variables.items():
             _check_template(service, f"variables.{key}", template)
         if option is None and env is None and not variables:
@@ -381,12 +377,17 @@ def _services(table: Table) -> tuple[ServiceSpec, ...]:
     return tuple(specs)
 
 
-def _string_table(table: Table, name: str) -> dict[str, str]:
+def _string_table(table: Table, name: str, templates: bool = False) -> dict[str, str]:
+    """A table of strings; ``templates``: each must say something (an empty
+    template passes nothing of the service)."""
     value = table.data.get(name, {})
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    if not isinstance(value, dict):
         raise table.error(name, f"expected a table of strings, got {kind(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str) or (templates and not item.strip()):
+            # The exact key: one wrong value in a table of ten is found at once.
+            wanted = "a non-empty string" if templates else "a string"
+            raise table.error(f"{name}.{key}", f"expected {wanted}, got {kind(item)}")
     return dict(value)
 
 
