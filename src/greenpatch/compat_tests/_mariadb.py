@@ -26,12 +26,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from greenpatch.compat_tests._database_client import (
+    run_client,
+    run_statements,
+    select_one_answer,
+)
 from greenpatch.compat_tests.services import (
     ServiceUnavailable,
     Started,
     describe_exit,
     log_tail,
-    masked,
     private_dir,
     server_account,
     serving,
@@ -122,37 +126,16 @@ def _client(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL")}
     if fields["password"]:
         env["MYSQL_PWD"] = fields["password"]
-    try:
-        return subprocess.run(
-            [*command, "-e", sql],
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(command, -1, "", f"no answer within {timeout:.0f} s")
+    return run_client([*command, "-e", sql], env, timeout)
 
 
 def check(url: str) -> str | None:
     """None when ``select 1`` answers 1 at ``url``; else the client's complaint."""
-    done = _client(url, "select 1", timeout=30.0)
-    if done.returncode == 0 and done.stdout.strip() == "1":
-        return None
-    return done.stderr.strip() or f"mariadb {describe_exit(done.returncode)}: {done.stdout.strip()}"
+    return select_one_answer(_client(url, "select 1", timeout=30.0), "mariadb")
 
 
 def run_setup(url: str, statements: Sequence[str]) -> None:
-    """Each statement on its own, so a failure names the one that failed."""
-    for statement in statements:
-        done = _client(url, statement)
-        if done.returncode != 0:
-            raise ServiceUnavailable(
-                f"setup statement {statement!r} failed on MariaDB at {masked(url)}: "
-                f"{done.stderr.strip() or describe_exit(done.returncode)}"
-            )
+    run_statements(_client, url, statements, "MariaDB")
 
 
 @contextlib.contextmanager

@@ -33,12 +33,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from greenpatch.compat_tests._database_client import (
+    run_client,
+    run_statements,
+    select_one_answer,
+)
 from greenpatch.compat_tests.services import (
     ServiceUnavailable,
     Started,
     describe_exit,
     log_tail,
-    masked,
     private_dir,
     server_account,
     serving,
@@ -146,37 +150,16 @@ def _psql(url: str, sql: str, timeout: float = _QUERY_TIMEOUT) -> subprocess.Com
         env["PGPASSWORD"] = fields["password"]
     command = [str(psql_binary()), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
     command += ["-d", urlunsplit(parts), "-c", sql]
-    try:
-        return subprocess.run(
-            command,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(command, -1, "", f"no answer within {timeout:.0f} s")
+    return run_client(command, env, timeout)
 
 
 def check(url: str) -> str | None:
     """None when ``select 1`` answers 1 at ``url``; else psql's complaint."""
-    done = _psql(url, "select 1", timeout=30.0)
-    if done.returncode == 0 and done.stdout.strip() == "1":
-        return None
-    return done.stderr.strip() or f"psql {describe_exit(done.returncode)}: {done.stdout.strip()}"
+    return select_one_answer(_psql(url, "select 1", timeout=30.0), "psql")
 
 
 def run_setup(url: str, statements: Sequence[str]) -> None:
-    """Each statement on its own (CREATE DATABASE cannot share a transaction)."""
-    for statement in statements:
-        done = _psql(url, statement)
-        if done.returncode != 0:
-            raise ServiceUnavailable(
-                f"setup statement {statement!r} failed on PostgreSQL at {masked(url)}: "
-                f"{done.stderr.strip() or describe_exit(done.returncode)}"
-            )
+    run_statements(_psql, url, statements, "PostgreSQL")
 
 
 @contextlib.contextmanager
