@@ -1,6 +1,6 @@
 """The rooms' arrows point one way (docs/architecture.md): a test fails when one points back.
 
-hub -> nothing of ours outside hub; patcher -> hub; server -> hub;
+hub -> nothing of ours outside hub; patcher -> hub; plugins -> patcher, hub; server -> hub;
 compat_tests -> patcher, hub, reports; reports -> nothing of ours.
 """
 
@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "greenpatch"
 ALLOWED = {
     "hub": {"hub"},
     "patcher": {"hub", "patcher"},
+    "plugins": {"plugins", "patcher", "hub"},
     "server": {"hub", "server"},
     "compat_tests": {"compat_tests", "patcher", "hub", "reports"},
     "reports": {"reports"},

@@ -41,6 +41,13 @@ def _run_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
             help=f"leave {flag} unpatched",
         )
     run.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="leave out a patch_all flag, plugins' included (e.g. --without zmq); repeatable",
+    )
+    run.add_argument(
         "--aggressive",
         action="store_true",
         help="also remove what cannot be cooperative (select.epoll, ...)",
@@ -60,6 +67,10 @@ ROOM_COMMANDS = {
     "compat": (
         "run client libraries' own test suites plain and patched, and judge them",
         "greenpatch.compat_tests.cli",
+    ),
+    "patches": (
+        "list the patches patch_all() applies, built-in and from plugins",
+        "greenpatch.patcher.listing",
     ),
     "report": (
         "merge compat results and render them (Markdown, HTML, JUnit XML)",
@@ -101,7 +112,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"greenpatch run: {problem}", file=sys.stderr)
             return 2
 
-    greenpatch.patch_all(aggressive=args.aggressive, **flags)
+    for flag in args.without:
+        flags[flag] = False
+    try:
+        greenpatch.patch_all(aggressive=args.aggressive, **flags)
+    except TypeError as exc:  # an unknown --without flag; the message lists the known ones
+        print(f"greenpatch run: {exc}", file=sys.stderr)
+        return 2
     if args.module is not None:
         # As `python -m`: the current directory first on sys.path -- only after
         # the patch, whose own imports a `select.py` in the project must not shadow.
@@ -164,9 +181,16 @@ def _check_bind(value: str) -> str | None:
 def _split_run_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split ``run``'s own options from the target's: everything after the script
     name (or after ``-m module``) belongs to the target, even ``--help``."""
+    takes_value = False
     for index, arg in enumerate(argv):
         if index == 0:
             continue  # "run"
+        if takes_value:
+            takes_value = False
+            continue
+        if arg == "--without":
+            takes_value = True
+            continue
         if arg == "-m":
             return argv[: index + 2], argv[index + 2 :]
         if arg.startswith("-m") and len(arg) > 2:

@@ -80,3 +80,38 @@ def test_run_m_pytest_runs_a_suite_under_the_patch(tmp_path):
     out = greenpatch("run", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout
+
+
+def test_run_without_leaves_a_plugin_flag_out(tmp_path):
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import greenpatch\n"
+        "print(greenpatch.is_patched('zmq'), greenpatch.is_patched('psycopg2'), "
+        "greenpatch.is_patched('time'))\n"
+    )
+    out = greenpatch("run", "--without", "zmq", "--without", "time", str(script))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "False"]
+
+
+def test_run_without_an_unknown_flag_is_one_line_listing_the_known_ones(tmp_path):
+    script = tmp_path / "never.py"
+    script.write_text("print('ran')\n")
+    out = greenpatch("run", "--without", "sockets", str(script))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert "unknown flags ['sockets']" in out.stderr and "'socket'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_patches_lists_built_in_rows_and_the_shipped_plugins():
+    out = greenpatch("patches", "--json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    rows = {row["name"]: row for row in map(json.loads, out.stdout.splitlines())}
+    assert rows["socket"]["origin"] == "built-in" and rows["socket"]["when"] == "patch_all()"
+    for plugin in ("zmq", "psycopg2", "psycopg"):
+        assert rows[plugin]["origin"] == "plugin"
+        assert rows[plugin]["when"].startswith(f"when {plugin} is imported")
+    assert rows["select_aggressive"]["when"] == "patch_all(aggressive=True)"

@@ -17,6 +17,7 @@ from greenpatch.patcher._builtin import BUILTIN_SPECS, PATCH_ORDER
 from greenpatch.patcher.registry import PatchError, PatchSpec, Registry
 
 __all__ = [
+    "BUILTIN_PATCH_NAMES",
     "ENTRY_POINT_GROUP",
     "HOOK_EVENTS",
     "PATCH_ALL_FLAGS",
@@ -50,6 +51,8 @@ PATCH_ALL_FLAGS = (
 Hook = Callable[[dict[str, bool]], None]
 
 registry = Registry()
+#: The names of the built-in rows (anything else in the registry came from a plugin).
+BUILTIN_PATCH_NAMES = tuple(spec.name for spec in BUILTIN_SPECS)
 for _spec in BUILTIN_SPECS:
     registry.register(_spec)
 del _spec

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from greenpatch.patcher import _import_hook
+
 __all__ = [
     "MISSING",
     "PatchError",
@@ -66,6 +68,13 @@ class PatchSpec:
     ``aggressive``).  ``after`` runs once the names are in place, with the
     target module and the registry (used for work that swapping names cannot do,
     such as replacing locks that already exist).
+
+    ``on_import=True`` is for optional libraries (the shipped plugins for
+    psycopg2, psycopg and pyzmq): patching does not import the target.  When it
+    is not imported yet, the patch is *armed*: it is in force (``is_patched``),
+    and its names are swapped, and ``after`` run, as soon as the target's own
+    code has run -- before the ``import`` that loaded it returns.  A library
+    that is not installed is never imported, so the patch costs nothing.
     """
 
     name: str
@@ -76,6 +85,7 @@ class PatchSpec:
     remove: tuple[str, ...] = ()
     aggressive_only: bool = False
     description: str = ""
+    on_import: bool = False
     after: Callable[[ModuleType, Registry], None] | None = field(default=None, compare=False)
 
 
@@ -88,6 +98,9 @@ class Registry:
         self._applied: dict[str, PatchSpec] = {}
         #: patch name -> {attr: what the target held before that patch} (MISSING: nothing)
         self._swapped: dict[str, dict[str, Any]] = {}
+        #: on_import patches waiting for their target's import
+        self._armed: dict[str, PatchSpec] = {}
+        self._import_callbacks: dict[str, Callable[[ModuleType], None]] = {}
         self._lock = threading.RLock()
 
     # -- the table ------------------------------------------------------------
@@ -128,68 +141,102 @@ class Registry:
         All or nothing: every name is checked before any is swapped, and a
         failure while swapping or in the ``after`` hook puts back what this
         call changed before ``PatchError`` propagates (chained to the cause).
+        An ``on_import`` patch whose target is not imported is armed instead
+        (see ``PatchSpec``); its failure, later, fails that ``import``.
         """
         spec = self.spec(name)
         with self._lock:
-            if name in self._applied:
+            if name in self._applied or name in self._armed:
                 return False
-            target = importlib.import_module(spec.target)
-            green = importlib.import_module(spec.green)
-            declared = getattr(green, "__target__", spec.target)
-            if declared != spec.target:
-                raise PatchError(
-                    f"{spec.green} targets {declared!r}, but patch {name!r} applies it to "
-                    f"{spec.target!r}"
-                )
-            names = self.green_names(spec)
-            missing = [attr for attr in names if not hasattr(green, attr)]
-            if missing:
-                listed = ", ".join(repr(attr) for attr in missing)
-                raise PatchError(f"{spec.green} declares {listed} but does not define it")
-            # What this patch finds in place, name by name: unpatch() and a
-            # rollback put exactly that back.
-            swapped: dict[str, Any] = {}
-            originals_before = dict(self._originals)
-            try:
-                for attr in names:
-                    swapped[attr] = previous = getattr(target, attr, MISSING)
-                    self._originals.setdefault((spec.target, attr), previous)
-                    setattr(target, attr, getattr(green, attr))
-                for attr in spec.remove:
-                    if hasattr(target, attr) and attr not in swapped:
-                        swapped[attr] = previous = getattr(target, attr)
-                        self._originals.setdefault((spec.target, attr), previous)
-                        delattr(target, attr)
-                self._applied[name] = spec
-                self._swapped[name] = swapped
-                if spec.after is not None:
-                    spec.after(target, self)
-            except BaseException as exc:
-                self._applied.pop(name, None)
-                self._swapped.pop(name, None)
-                _restore(target, swapped)
-                self._originals = originals_before
-                if not isinstance(exc, Exception):
-                    raise
-                raise PatchError(f"patch {name!r} failed and was rolled back: {exc}") from exc
+            if spec.on_import and spec.target not in sys.modules:
+                self._armed[name] = spec
+                _import_hook.after_import(spec.target, self._on_import_callback(name))
+                return True
+            self._apply(spec, importlib.import_module(spec.target))
         return True
+
+    def _on_import_callback(self, name: str) -> Callable[[ModuleType], None]:
+        callback = self._import_callbacks.get(name)
+        if callback is None:
+
+            def callback(module: ModuleType) -> None:
+                with self._lock:
+                    spec = self._armed.pop(name, None) or self._applied.pop(name, None)
+                    if spec is None:
+                        return  # unpatched meanwhile
+                    self._swapped.pop(name, None)  # a re-import: a new module object
+                    self._apply(spec, module)
+
+            self._import_callbacks[name] = callback
+        return callback
+
+    def _apply(self, spec: PatchSpec, target: ModuleType) -> None:
+        name = spec.name
+        green = importlib.import_module(spec.green)
+        declared = getattr(green, "__target__", spec.target)
+        if declared != spec.target:
+            raise PatchError(
+                f"{spec.green} targets {declared!r}, but patch {name!r} applies it to "
+                f"{spec.target!r}"
+            )
+        names = self.green_names(spec)
+        missing = [attr for attr in names if not hasattr(green, attr)]
+        if missing:
+            listed = ", ".join(repr(attr) for attr in missing)
+            raise PatchError(f"{spec.green} declares {listed} but does not define it")
+        # What this patch finds in place, name by name: unpatch() and a
+        # rollback put exactly that back.
+        swapped: dict[str, Any] = {}
+        originals_before = dict(self._originals)
+        try:
+            for attr in names:
+                swapped[attr] = previous = getattr(target, attr, MISSING)
+                self._originals.setdefault((spec.target, attr), previous)
+                setattr(target, attr, getattr(green, attr))
+            for attr in spec.remove:
+                if hasattr(target, attr) and attr not in swapped:
+                    swapped[attr] = previous = getattr(target, attr)
+                    self._originals.setdefault((spec.target, attr), previous)
+                    delattr(target, attr)
+            self._applied[name] = spec
+            self._swapped[name] = swapped
+            if spec.after is not None:
+                spec.after(target, self)
+        except BaseException as exc:
+            self._applied.pop(name, None)
+            self._swapped.pop(name, None)
+            _restore(target, swapped)
+            self._originals = originals_before
+            if not isinstance(exc, Exception):
+                raise
+            raise PatchError(f"patch {name!r} failed and was rolled back: {exc}") from exc
 
     def unpatch(self, name: str) -> bool:
         """Put back what one patch replaced (for tests; patching is meant to be for good)."""
         with self._lock:
+            if self._armed.pop(name, None) is not None:
+                _import_hook.cancel(self.spec(name).target, self._on_import_callback(name))
+                return True
             spec = self._applied.pop(name, None)
             if spec is None:
                 return False
+            if spec.on_import:
+                _import_hook.cancel(spec.target, self._on_import_callback(name))
             _restore(sys.modules[spec.target], self._swapped.pop(name))
             return True
 
     # -- questions --------------------------------------------------------------
     def is_patched(self, name: str) -> bool:
         self.spec(name)  # unknown names are an error, not False
-        return name in self._applied
+        return name in self._applied or name in self._armed
+
+    def is_armed(self, name: str) -> bool:
+        """Whether ``name`` is an ``on_import`` patch waiting for its target's import."""
+        self.spec(name)
+        return name in self._armed
 
     def patched(self) -> list[str]:
-        return list(self._applied)
+        return [*self._applied, *self._armed]
 
     def original(self, module: str, attr: str) -> Any:
         """The object ``module.attr`` had before any patch replaced it."""

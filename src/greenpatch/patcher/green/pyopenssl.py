@@ -38,8 +38,8 @@ How it is installed
 -------------------
 pyOpenSSL is optional and costly to import, so patching does not import it.
 ``install()`` (the ``ssl`` patch's ``after`` hook calls it) wraps the class at
-once when ``OpenSSL.SSL`` is already imported, and otherwise puts a finder in
-``sys.meta_path`` that wraps it as soon as the module's code has run.  The
+once when ``OpenSSL.SSL`` is already imported, and otherwise as soon as the
+module's code has run (``patcher/_import_hook.py``).  The
 class object stays the same (``isinstance`` checks and subclasses keep
 working; a subclass's override that calls ``super()`` gets the wrapper).
 
@@ -61,12 +61,12 @@ Limits: ``registry.unpatch("ssl")`` does not unwrap; ``DTLSv1_listen`` and
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from greenpatch.hub.io import READ, WRITE
+from greenpatch.patcher import _import_hook
 from greenpatch.patcher.green import socket as _gsocket
 
 __all__ = ["TARGET", "install", "make_cooperative"]
@@ -152,65 +152,11 @@ def make_cooperative(module: ModuleType) -> bool:
     return True
 
 
-class _Loader:
-    """The module's own loader; runs ``make_cooperative`` once the code has run.
-    Every other attribute (``get_source``, resource readers...) is the wrapped one's."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-
-    def create_module(self, spec: Any) -> Any:
-        create = getattr(self._loader, "create_module", None)
-        return None if create is None else create(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        make_cooperative(module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _Finder:
-    """In ``sys.meta_path``: the spec the other finders give for ``OpenSSL.SSL``,
-    with a loader that makes it cooperative.  Any other name: not ours."""
-
-    def __init__(self) -> None:
-        # Set while we ask the other finders: one of them may ask the whole
-        # meta path in turn (greenpatch's own peer finder does).
-        self._finding = False
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != TARGET or self._finding:
-            return None
-        self._finding = True
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(fullname, path, target)
-                if spec is not None:
-                    break
-        finally:
-            self._finding = False
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
-
-    def invalidate_caches(self) -> None:
-        pass
-
-
-_finder = _Finder()
-
-
 def install() -> None:
     """Make pyOpenSSL's ``Connection`` cooperative now if it is imported, else as
     soon as it is (a re-import, after ``sys.modules`` lost it, is wrapped too)."""
-    module = sys.modules.get(TARGET)
-    if module is not None:
-        make_cooperative(module)
-    if _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
+    _import_hook.after_import(TARGET, _make_cooperative_on_import)
+
+
+def _make_cooperative_on_import(module: ModuleType) -> None:
+    make_cooperative(module)
