@@ -90,17 +90,13 @@ def load_plugins() -> list[str]:
     if _plugins_loaded:
         return []
     _plugins_loaded = True
-    # Imported here: importlib.metadata costs more to import than the rest of
-    # the patcher, and only plugin discovery needs it.
-    from importlib import metadata
+    # Not importlib.metadata: its import alone costs more than the rest of
+    # patch_all() (see _entry_points.py).
+    from greenpatch.patcher import _entry_points
 
     loaded = []
     api = PluginAPI()
-    found: Any = metadata.entry_points()
-    if hasattr(found, "select"):
-        entry_points = found.select(group=ENTRY_POINT_GROUP)
-    else:  # Python 3.9: a dict of group -> entry points
-        entry_points = found.get(ENTRY_POINT_GROUP, ())
+    entry_points = _entry_points.find(ENTRY_POINT_GROUP)
     for entry_point in entry_points:
         try:
             plugin = entry_point.load()
