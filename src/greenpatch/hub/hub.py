@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import traceback
 import weakref
 from _thread import _count as _started_thread_count
 from _thread import get_ident as _get_ident
@@ -197,6 +196,8 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             return
         name = getattr(context, "name", None) or repr(context)
         sys.stderr.write(f"{name} failed with {exc_type.__name__}\n")
+        import traceback  # the rare path: not a start-up import
+
         traceback.print_exception(exc_type, value, tb, file=sys.stderr)
 
     # -- waiting --------------------------------------------------------------
@@ -444,6 +445,8 @@ def _weak_error_handler(hub: Hub) -> Callable[..., None]:
         if alive is not None:
             alive.handle_error(*args)
         else:
+            import traceback  # the rare path: not a start-up import
+
             traceback.print_exception(*args[1:], file=sys.stderr)
 
     return handle_error

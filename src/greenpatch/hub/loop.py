@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import sys
-import traceback
 import weakref
 from _thread import _count as _other_os_threads
 from _thread import allocate_lock
@@ -148,6 +147,8 @@ def _print_error(
     context: Any, exc_type: type[BaseException], value: BaseException, tb: Any
 ) -> None:
     sys.stderr.write(f"Error in {context!r}:\n")
+    import traceback  # the rare path: not a start-up import
+
     traceback.print_exception(exc_type, value, tb, file=sys.stderr)
 
 

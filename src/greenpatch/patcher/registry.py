@@ -23,7 +23,6 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -58,7 +57,6 @@ class UnknownPatchError(KeyError, PatchError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
 class PatchSpec:
     """One row of the registry.
 
@@ -77,16 +75,106 @@ class PatchSpec:
     that is not installed is never imported, so the patch costs nothing.
     """
 
+    # A hand-written value class rather than a frozen dataclass: importing
+    # dataclasses (and the inspect, ast, dis and tokenize it pulls in) cost
+    # more than the rest of the registry, on the start-up path of every
+    # patched program.
+    __slots__ = (
+        "after",
+        "aggressive_only",
+        "description",
+        "flag",
+        "green",
+        "name",
+        "names",
+        "on_import",
+        "remove",
+        "target",
+    )
     name: str
     target: str
     green: str
     flag: str
-    names: tuple[str, ...] | None = None
-    remove: tuple[str, ...] = ()
-    aggressive_only: bool = False
-    description: str = ""
-    on_import: bool = False
-    after: Callable[[ModuleType, Registry], None] | None = field(default=None, compare=False)
+    names: tuple[str, ...] | None
+    remove: tuple[str, ...]
+    aggressive_only: bool
+    description: str
+    on_import: bool
+    after: Callable[[ModuleType, Registry], None] | None
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        green: str,
+        flag: str,
+        names: tuple[str, ...] | None = None,
+        remove: tuple[str, ...] = (),
+        aggressive_only: bool = False,
+        description: str = "",
+        on_import: bool = False,
+        after: Callable[[ModuleType, Registry], None] | None = None,
+    ) -> None:
+        values = {
+            "name": name,
+            "target": target,
+            "green": green,
+            "flag": flag,
+            "names": None if names is None else tuple(names),
+            "remove": tuple(remove),
+            "aggressive_only": aggressive_only,
+            "description": description,
+            "on_import": on_import,
+            "after": after,
+        }
+        for field_name, value in values.items():
+            object.__setattr__(self, field_name, value)
+
+    def _key(self) -> tuple[Any, ...]:
+        # ``after`` does not take part in equality (a hook is behaviour, not identity).
+        return (
+            self.name,
+            self.target,
+            self.green,
+            self.flag,
+            self.names,
+            self.remove,
+            self.aggressive_only,
+            self.description,
+            self.on_import,
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"PatchSpec is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"PatchSpec is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PatchSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in _SPEC_FIELDS)
+        return f"PatchSpec({shown})"
+
+
+_SPEC_FIELDS = (
+    "name",
+    "target",
+    "green",
+    "flag",
+    "names",
+    "remove",
+    "aggressive_only",
+    "description",
+    "on_import",
+    "after",
+)
 
 
 class Registry:
