@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def main(
         names = [n for n in names if n in args.only]
     figures: list[Figure] = []
     print(f"python {sys.version.split()[0]}, {args.runs} runs each, median shown")
+    print(load_average("at start"))
     for workload in names:
         print(f"\n== {workload}: {descriptions[workload]}")
         results: dict[str, Figure] = {
@@ -101,7 +103,18 @@ def main(
             if ref is not None and implementation != reference and figure.median > 0:
                 line += f"   x{ref.median / figure.median:5.2f} vs {reference} (>1 = faster)"
             print(line)
+    print("\n" + load_average("at end"))
     return figures
+
+
+def load_average(when: str) -> str:
+    """The machine's load average, printed with every invocation: a figure taken on
+    a busy machine is not comparable with one taken on an idle one."""
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} "
+        f"(1/5/15 min, {os.cpu_count()} CPUs)"
+    )
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from _harness import load_average  # this directory is sys.path[0]
+
 WORKERS = {"greenpatch": "greenpatch.gunicorn.Worker", "gevent": "gevent"}
 
 APP = """
@@ -190,6 +192,7 @@ def main() -> int:
     load = "wrk -t1 --latency" if use_wrk else "the Python load generator (wrk not found)"
     print(f"gunicorn {gunicorn.__version__}, -w 1, {args.connections} keep-alive connections,")
     print(f"{args.runs} x {args.duration:g} s per worker and path, load from {load}\n")
+    print(load_average("at start"))
 
     paths = ["/", "/sleep"]
     rates: dict[tuple[str, str], list[float]] = {}
@@ -231,6 +234,7 @@ def main() -> int:
         print(
             f"{path:<8} {'ratio':<11} {ratio_rate:>10.2f} {ratio_p99:>9.2f}   (greenpatch/gevent)"
         )
+    print(load_average("at end"))
     return 0
 
 

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from _harness import load_average  # this directory is sys.path[0]
 from bench_server import WSGI_IMPLS, available, start_server, stop_server
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -99,6 +100,7 @@ def main() -> int:
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
         f"-d{args.duration}s --latency, keep-alive"
     )
+    print(load_average("at start"))
     results: dict[str, Any] = {}
     for impl in WSGI_IMPLS:
         if not available(impl.split("-")[0]):
@@ -125,6 +127,7 @@ def main() -> int:
     if ours is not None and ours["errors"]:
         print(f"greenpatch answered with {int(ours['errors'])} errors", file=sys.stderr)
         return 1
+    print(load_average("at end"))
     return 0
 
 

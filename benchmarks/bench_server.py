@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import load_average  # this directory is sys.path[0]
+
 HERE = Path(__file__).resolve().parent
 SERVE = str(HERE / "bench_server_serve.py")
 CLIENT = str(HERE / "bench_server_client.py")
@@ -152,6 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     workloads = args.only or ["echo", "wsgi", "wsgi-close"]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.runs} run(s), median")
+    print(load_average("at start"))
     results: dict[str, dict[str, float]] = {}
     if "echo" in workloads:
         build_dir = tempfile.mkdtemp(prefix="bench_server_")
@@ -188,6 +191,7 @@ def main() -> int:
         results[workload] = report(f"{title}, wrk -c{args.clients}", figures, "requests/s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(load_average("at end"))
     return 0
 
 
