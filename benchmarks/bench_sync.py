@@ -1,4 +1,4 @@
-"""Synchronisation benchmarks: greenpatch against gevent.
+"""Synchronisation benchmarks: greenpatch against gevent, eventlet, asyncio and uvloop.
 
     python benchmarks/bench_sync.py [--runs 3] [--only event_pingpong ...]
 
@@ -8,23 +8,36 @@ Workloads (targets are ratios to gevent's default loop, measured in the same run
 * queue_unbounded: 100,000 items put by a producer, got by a consumer        (>= 1.0x)
 * queue_maxsize1: the same through a Queue(maxsize=1)                         (>= 1.0x)
 
-Each implementation runs in its own subprocess (see _harness.py).
+Each block also prints greenpatch's ratio to uvloop.  Each implementation runs
+in its own subprocess (see _harness.py); a peer that is not installed is skipped.
+
+Where the peers' equivalents are not exact:
+
+* eventlet's ``Event`` is one-shot: ``send`` sets it (and raises if it is set
+  already), ``reset`` clears it.  The ping-pong never sets an event that is set,
+  so ``send``/``wait``/``reset`` play ``set``/``wait``/``clear`` (aliases, no
+  wrapper call).  Its ``Queue()`` is unbounded as gevent's is (``Queue(0)``
+  would be a channel).
+* asyncio and uvloop run the same coroutines: ``asyncio.Event`` and
+  ``asyncio.Queue``, whose ``wait``/``put``/``get`` are awaited.  An awaited
+  ``put`` on an unbounded queue never suspends, as gevent's never blocks.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import available, main, timed
+from _harness import main, timed, timed_async
 
 ROUND_TRIPS = 100_000
 ITEMS = 100_000
 
 
+# -- greenlet libraries ------------------------------------------------------
 def _pingpong(event_cls: Any, spawn: Any, joinall: Any) -> float:
     ping, pong = event_cls(), event_cls()
 
@@ -76,7 +89,26 @@ def _gevent() -> tuple[Any, Any, Any, Any]:
     return Event, Queue, gevent.spawn, gevent.joinall
 
 
-def _workloads(load: Any) -> dict[str, Any]:
+def _eventlet() -> tuple[Any, Any, Any, Any]:
+    import eventlet
+    from eventlet.event import Event
+    from eventlet.queue import Queue
+
+    class PingPongEvent(Event):  # type: ignore[misc]
+        # Class-level aliases: the calls go straight to eventlet's methods.
+        set = Event.send
+        clear = Event.reset
+
+    def joinall(threads: list[Any]) -> None:
+        # eventlet has no joinall; waiting on each GreenThread is what one writes.
+        for thread in threads:
+            thread.wait()
+
+    eventlet.spawn(lambda: None).wait()
+    return PingPongEvent, Queue, eventlet.spawn, joinall
+
+
+def _greenlet_workloads(load: Callable[[], tuple[Any, Any, Any, Any]]) -> dict[str, Any]:
     def event_pingpong() -> float:
         event, _, spawn, joinall = load()
         return _pingpong(event, spawn, joinall)
@@ -96,9 +128,66 @@ def _workloads(load: Any) -> dict[str, Any]:
     }
 
 
-WORKLOADS = {"greenpatch": _workloads(_greenpatch)}
-if available("gevent"):
-    WORKLOADS["gevent"] = _workloads(_gevent)
+# -- asyncio and uvloop: the same shapes as coroutines -----------------------
+def _async_pingpong(use_uvloop: bool) -> float:
+    import asyncio
+
+    async def player(mine: asyncio.Event, other: asyncio.Event, serve: bool) -> None:
+        for _ in range(ROUND_TRIPS):
+            if serve:
+                other.set()
+            await mine.wait()
+            mine.clear()
+            if not serve:
+                other.set()
+
+    async def body() -> None:
+        # The events are made inside the running loop (they bind to it on 3.9).
+        ping, pong = asyncio.Event(), asyncio.Event()
+        await asyncio.gather(
+            asyncio.create_task(player(ping, pong, True)),
+            asyncio.create_task(player(pong, ping, False)),
+        )
+
+    return timed_async(body, use_uvloop)
+
+
+def _async_queue(use_uvloop: bool, maxsize: int | None) -> float:
+    import asyncio
+
+    async def body() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize) if maxsize else asyncio.Queue()
+
+        async def producer() -> None:
+            put = queue.put
+            for i in range(ITEMS):
+                await put(i)
+
+        async def consumer() -> None:
+            get = queue.get
+            for _ in range(ITEMS):
+                await get()
+
+        await asyncio.gather(asyncio.create_task(producer()), asyncio.create_task(consumer()))
+
+    return timed_async(body, use_uvloop)
+
+
+def _asyncio_workloads(use_uvloop: bool) -> dict[str, Any]:
+    return {
+        "event_pingpong": lambda: _async_pingpong(use_uvloop),
+        "queue_unbounded": lambda: _async_queue(use_uvloop, None),
+        "queue_maxsize1": lambda: _async_queue(use_uvloop, 1),
+    }
+
+
+WORKLOADS = {
+    "greenpatch": _greenlet_workloads(_greenpatch),
+    "gevent": _greenlet_workloads(_gevent),
+    "eventlet": _greenlet_workloads(_eventlet),
+    "asyncio": _asyncio_workloads(use_uvloop=False),
+    "uvloop": _asyncio_workloads(use_uvloop=True),
+}
 
 DESCRIPTIONS = {
     "event_pingpong": f"{ROUND_TRIPS:,} Event set/wait round trips between two greenlets",
