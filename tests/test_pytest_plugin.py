@@ -255,3 +255,69 @@ def test_a_patched_run_without_the_plugin_survives_filterwarnings_error(tmp_path
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+TEST_WITHOUT = """
+import greenpatch
+
+
+def test_zmq_left_out_and_the_rest_patched():
+    assert greenpatch.is_patched("socket")
+    assert not greenpatch.is_patched("zmq")
+"""
+
+
+def test_greenpatch_without_leaves_a_plugin_out(tmp_path: Path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_without.py").write_text(TEST_WITHOUT)
+    result = run_pytest(tmp_path, "--greenpatch", "--greenpatch-without", "zmq")
+    assert _outcomes(result) == {
+        "test_without.py::test_zmq_left_out_and_the_rest_patched": "PASSED"
+    }, result.stdout + result.stderr
+    assert "; left out: zmq; loop stalls over" in result.stdout
+
+
+def test_without_greenpatch_without_the_plugin_is_armed(tmp_path: Path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_without.py").write_text(TEST_WITHOUT)
+    result = run_pytest(tmp_path, "--greenpatch")
+    assert _outcomes(result) == {
+        "test_without.py::test_zmq_left_out_and_the_rest_patched": "FAILED"
+    }, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--greenpatch", "--greenpatch-without", "zqm"],
+            "ERROR: --greenpatch-without zqm: not a patch_all flag; known: dns, ",
+        ),
+        (
+            ["--greenpatch-without", "zmq"],
+            "--greenpatch-without: greenpatch's pytest plugin is off in this run",
+        ),
+    ],
+)
+def test_greenpatch_without_usage_errors(project: Path, args: list[str], message: str):
+    result = run_pytest(project, *args, "test_stall.py")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert message in result.stderr
+
+
+def test_greenpatch_without_refuses_a_flag_already_in_force(project: Path):
+    # Under `greenpatch run` the patch is made before pytest starts: leaving a
+    # flag out then is too late, and must not pass silently.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    }
+    command = [sys.executable, "-m", "greenpatch", "run", "-m", "pytest", "-p", "no:cacheprovider"]
+    command += ["--greenpatch", "--greenpatch-without", "zmq", "test_stall.py"]
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "--greenpatch-without zmq: zmq is already patched in this process" in result.stderr
+    assert "greenpatch run --without zmq -m pytest" in result.stderr

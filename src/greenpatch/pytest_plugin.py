@@ -27,9 +27,16 @@ from greenpatch.compat_tests.stall import (
     aggregate,
 )
 from greenpatch.compat_tests.stall_advice import STALL_ADVICE, spot_kind
-from greenpatch.patcher import GreenpatchWarning, original
+from greenpatch.patcher import GreenpatchWarning, load_plugins, original, registry
 
-__all__ = ["REPORTER_NAME", "SECTION_TITLE", "StallReporter", "activate", "late_patch_summary"]
+__all__ = [
+    "REPORTER_NAME",
+    "SECTION_TITLE",
+    "StallReporter",
+    "activate",
+    "check_without",
+    "late_patch_summary",
+]
 
 #: The name ``StallReporter`` is registered under.
 REPORTER_NAME = "greenpatch-stalls"
@@ -75,15 +82,43 @@ def late_patch_summary(messages: list[str]) -> str | None:
     )
 
 
+def check_without(flags: list[str]) -> list[str]:
+    """``--greenpatch-without`` flags, sorted and unique; ``pytest.UsageError``
+    (one line, exit status 4) for a flag ``patch_all`` does not know, or for one
+    already in force in this process -- the patch cannot be taken back, and the
+    tests would silently run with what they were meant to run without."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a broken plugin's warning comes with patch_all
+        load_plugins()
+    known = sorted({spec.flag for spec in registry.specs})
+    unknown = [flag for flag in dict.fromkeys(flags) if flag not in known]
+    if unknown:
+        raise pytest.UsageError(
+            f"--greenpatch-without {', '.join(unknown)}: not a patch_all flag; "
+            f"known: {', '.join(known)} (see `greenpatch patches`)"
+        )
+    for flag in flags:
+        if any(registry.is_patched(spec.name) for spec in registry.specs_for_flag(flag)):
+            raise pytest.UsageError(
+                f"--greenpatch-without {flag}: {flag} is already patched in this process "
+                f"(started by `greenpatch run`?); leave it out there: "
+                f"`greenpatch run --without {flag} -m pytest ...`"
+            )
+    return sorted(set(flags))
+
+
 def activate(config: pytest.Config) -> None:
     """Patch now, before conftest.py files and test modules are imported, and
     register the stall reporter.  A second call (a second session in one process)
-    only registers a new reporter: the patch is process-wide and stays."""
+    only registers a new reporter: the patch is process-wide and stays.
+    ``--greenpatch-without FLAG`` leaves flags out of ``patch_all()``."""
     if config.pluginmanager.has_plugin(REPORTER_NAME):
         return
+    option: Any = config.known_args_namespace
+    without = check_without(list(option.greenpatch_without or []))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        applied = greenpatch.patch_all()
+        applied = greenpatch.patch_all(**dict.fromkeys(without, False))
     late: list[str] = []
     for warning in caught:
         if issubclass(warning.category, GreenpatchWarning):
@@ -96,7 +131,6 @@ def activate(config: pytest.Config) -> None:
     summary = late_patch_summary(late)
     if summary is not None:
         config.issue_config_time_warning(GreenpatchWarning(summary), stacklevel=2)
-    option: Any = config.known_args_namespace
     threshold = option.greenpatch_stall_threshold or DEFAULT_THRESHOLD
     stalls_path: str | None = option.greenpatch_stalls
     reporter = StallReporter(
@@ -104,6 +138,7 @@ def activate(config: pytest.Config) -> None:
         strict=bool(option.greenpatch_strict),
         stalls_path=(str(config.invocation_params.dir / stalls_path) if stalls_path else None),
         applied=applied,
+        without=without,
     )
     config.pluginmanager.register(reporter, REPORTER_NAME)
 
@@ -121,8 +156,10 @@ class StallReporter:
         strict: bool = False,
         stalls_path: str | None = None,
         applied: list[str] | None = None,
+        without: list[str] | None = None,
     ) -> None:
         self.threshold = threshold
+        self.without = list(without or [])
         self.strict = strict
         self.stalls_path = stalls_path
         self.applied = list(applied or [])
@@ -165,9 +202,10 @@ class StallReporter:
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         patched = ", ".join(greenpatch.patched()) or "nothing"
+        left_out = f"; left out: {', '.join(self.without)}" if self.without else ""
         strict = "; a stall fails its test" if self.strict else ""
         return (
-            f"greenpatch: patched before collection ({patched}); "
+            f"greenpatch: patched before collection ({patched}){left_out}; "
             f"loop stalls over {self.threshold:g} s reported{strict}"
         )
 

@@ -44,6 +44,7 @@ _DEPENDENT_OPTIONS = (
     ("--greenpatch-stall-threshold", "greenpatch_stall_threshold"),
     ("--greenpatch-strict", "greenpatch_strict"),
     ("--greenpatch-stalls", "greenpatch_stalls"),
+    ("--greenpatch-without", "greenpatch_without"),
 )
 
 
@@ -92,6 +93,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         dest="greenpatch_stalls",
         help="also write every stall record to PATH, one JSON object a line",
+    )
+    group.addoption(
+        "--greenpatch-without",
+        action="append",
+        default=None,  # None, not []: "not given" is how a stray option is told
+        metavar="FLAG",
+        dest="greenpatch_without",
+        help="leave this patch_all flag out, a plugin's included (e.g. zmq; see "
+        "`greenpatch patches`); repeatable",
     )
 
 

@@ -3,13 +3,19 @@
     greenpatch compat run (SUITE_OR_MANIFEST... | --all) [--version ITEMS]
         [--python X.Y|PATH] [--out DIR] [--only plain|patched] [--jobs N]
         [--service NAME=URL] [--allow-network] [--fail-on regressions|none]
-        [--cache-dir DIR]
+        [--cache-dir DIR] [--without FLAG]...
     greenpatch compat list
     greenpatch compat matrix [--github] [--python X.Y]...
 
 ``--version`` takes a comma-separated list (``5.2.1,6.4.0,latest``), each item
 a release, a line (``5.*``) or ``latest`` (versions.py); every suite runs at
 every item, one result each.
+
+``--without FLAG`` (repeatable) leaves a ``patch_all`` flag out of the patched
+run and of the probe -- a built-in one (``thread``) or a plugin's (``zmq``) --
+so that "patched without the plugin" is a result of its own beside "plain" and
+"patched" (its file and its row in a report say what was left out).  A flag
+this greenpatch does not know is a usage error, before any work.
 
 Exit status of ``run``: 0 when every suite ran with no regression; 1 when a
 suite has regressions or could not run (unless ``--fail-on none``); 2 for a
@@ -89,6 +95,14 @@ def add_arguments(compat: argparse.ArgumentParser) -> None:
         help="let tests reach addresses other than loopback",
     )
     run_parser.add_argument("--fail-on", choices=FAIL_ON, default="regressions")
+    run_parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="leave a patch_all flag out of the patched run and the probe, a plugin's "
+        "included (e.g. --without zmq; see `greenpatch patches`); repeatable",
+    )
     run_parser.add_argument(
         "--cache-dir", type=Path, help="sources and environments (~/.cache/greenpatch)"
     )
@@ -172,6 +186,29 @@ def _parse_services(values: list[str], manifests: Sequence[Any] = ()) -> dict[st
     return services
 
 
+def _check_without(values: list[str]) -> list[str]:
+    """``--without`` flags, each a ``patch_all`` flag (built-in or a plugin's):
+    sorted and unique, or one ``UsageError`` listing the known flags."""
+    import warnings
+
+    from greenpatch.patcher.api import load_plugins, registry
+
+    with warnings.catch_warnings():
+        # A plugin that fails to load is `greenpatch patches`'s news, not this
+        # command's: its flag is simply unknown here.
+        warnings.simplefilter("ignore")
+        load_plugins()
+    known = sorted({spec.flag for spec in registry.specs})
+    unknown = [flag for flag in dict.fromkeys(values) if flag not in known]
+    if unknown:
+        names = ", ".join(unknown)
+        raise UsageError(
+            f"--without {names}: not a patch_all flag; known: {', '.join(known)} "
+            "(see `greenpatch patches`)"
+        )
+    return sorted(set(values))
+
+
 def _handle_run(args: argparse.Namespace) -> int:
     from greenpatch.compat_tests.harness import (
         HarnessOptions,
@@ -197,6 +234,7 @@ def _handle_run(args: argparse.Namespace) -> int:
     names = [manifest.name for manifest in manifests]
     if len(set(names)) != len(names):
         raise UsageError(f"a suite is named twice: {names}")
+    args.without = _check_without(args.without)
     try:
         items: list[str | None] = list(parse_version_items(args.versions or [])) or [None]
     except VersionError as exc:
@@ -221,6 +259,7 @@ def _handle_run(args: argparse.Namespace) -> int:
         services=_parse_services(args.service, manifests),
         allow_network=args.allow_network,
         reproduce_args=_reproduce_args(args),
+        without=args.without,
     )
     try:
         # An unwritable cache, a path source that is not there: one line and
@@ -263,6 +302,8 @@ def _reproduce_args(args: argparse.Namespace) -> list[str]:
         out += ["--service", service]
     if args.allow_network:
         out.append("--allow-network")
+    for flag in args.without:
+        out += ["--without", flag]
     return out
 
 

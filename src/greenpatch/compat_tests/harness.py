@@ -12,6 +12,7 @@ tests are "did not run", never "passed").
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -119,6 +120,9 @@ class HarnessOptions:
     allow_network: bool = False
     stall_threshold: float = 0.1
     rerun_suspects: bool = True
+    #: ``patch_all`` flags the patched run and the probe leave out (``--without``):
+    #: the figure "patched without the plugin".  Kept sorted and unique.
+    without: list[str] = field(default_factory=list)
     #: The command-line options that shaped the run, for the result's "reproduce".
     reproduce_args: list[str] = field(default_factory=list)
 
@@ -155,8 +159,15 @@ class RelabeledListener(SuiteListener):
 
 
 def result_path(out_dir: Path, result: Result) -> Path:
+    """``redis-5.2.1-py3.11.json``; a run that left flags out is another file
+    (``...-py3.11-without-zmq.json``), so both figures can share one ``--out``."""
     short = ".".join(result.python.split(".")[:2])
-    return out_dir / f"{result.suite}-{result.version}-py{short}.json"
+    without = _without_suffix(result.without)
+    return out_dir / f"{result.suite}-{result.version}-py{short}{without}.json"
+
+
+def _without_suffix(without: list[str]) -> str:
+    return "".join(f"-without-{flag}" for flag in without)
 
 
 def _now() -> str:
@@ -170,6 +181,8 @@ def run_suite(
 ) -> tuple[Result, Path]:
     """Run ``manifest``'s suite and write its result; returns it and where it went."""
     listener = listener or SuiteListener()
+    # One spelling per set of flags: the result's file name and row depend on it.
+    options = dataclasses.replace(options, without=sorted(set(options.without)))
     local = manifest.source_kind == "path"
     result = Result(
         suite=manifest.name,
@@ -182,6 +195,7 @@ def run_suite(
         greenpatch_path=str(Path(greenpatch.__file__).resolve().parent),
         started_at=_now(),
         reproduce=_reproduce(manifest, options),
+        without=list(options.without),
     )
     try:
         _run(manifest, options, listener, result)
@@ -221,6 +235,9 @@ def _run(
     manifest: Manifest, options: HarnessOptions, listener: SuiteListener, result: Result
 ) -> None:
     name = manifest.name
+    if options.without:
+        left_out = ", ".join(f"{flag}=False" for flag in options.without)
+        result.notes.append(f"the patched run and the probe called patch_all({left_out})")
     listener.phase(name, "fetching tests")
     if manifest.source_kind == "sdist":
         item = options.version or manifest.version
@@ -249,7 +266,8 @@ def _run(
         if installed:
             result.version = installed  # the installed metadata, never a --version spec
     # Logs and event files of the last run of this suite: evidence beside the result.
-    work_dir = options.out_dir / f".{name}-{source.version}-py{_short(env)}.work"
+    suffix = _without_suffix(options.without)
+    work_dir = options.out_dir / f".{name}-{source.version}-py{_short(env)}{suffix}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
     listener.phase(name, "starting services")
     with running_services(
@@ -282,7 +300,7 @@ def _run(
                 result.probe = {"error": f"not run: {lost}"}
             else:
                 listener.phase(name, "cooperation probe")
-                result.probe = _probe(manifest, env, urls, source.root)
+                result.probe = _probe(manifest, env, urls, source.root, options.without)
                 _note_known_blocking(manifest, result)
     _check_runs(runs, result)
 
@@ -348,6 +366,7 @@ def _run_spec(
             STALL_FILE_ENV: str(work_dir / "stalls.jsonl"),
             STALL_THRESHOLD_ENV: str(options.stall_threshold),
         },
+        without=list(options.without),
         service_check=urls.describe_loss if urls.started else None,
     )
 
@@ -518,7 +537,11 @@ def _hot_spots(stall_file: Path, result: Result) -> list[dict[str, Any]]:
 
 
 def _probe(
-    manifest: Manifest, env: Environment, urls: dict[str, str], root: Path
+    manifest: Manifest,
+    env: Environment,
+    urls: dict[str, str],
+    root: Path,
+    without: list[str],
 ) -> dict[str, Any]:
     probe = manifest.probe
     assert probe is not None
@@ -547,6 +570,7 @@ def _probe(
                 if probe.args is not None
                 else None
             ),
+            without=without,
         )
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "wall": time.monotonic() - started}

@@ -17,7 +17,11 @@ A probe always runs in a subprocess of the suite's own Python, patched from the
 start (``patch_all()`` before the library is imported), exactly as a user would::
 
     python -m greenpatch.compat_tests.probes --callable MOD:FN --concurrency 20 \\
-        --delay 0.3 [--service redis=redis://127.0.0.1:6379/0] [--http]
+        --delay 0.3 [--service redis=redis://127.0.0.1:6379/0] [--http] [--without FLAG]
+
+``--without FLAG`` (repeatable) leaves that ``patch_all`` flag out, as the
+suite's patched run did (``greenpatch compat run --without zmq``): the probe
+measures the library as the tests ran it.
 
 ``--http`` starts the slow HTTP server (``_slow_http.py``) in a separate, plain
 Python process: a server inside the measured hub would stall it with its own
@@ -282,6 +286,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--service", type=_parse_service, action="append", default=[])
     parser.add_argument("--http", action="store_true", help="start the slow HTTP server")
     parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="leave this patch_all flag out (e.g. zmq); repeatable",
+    )
+    parser.add_argument(
         "--call",
         type=json.loads,
         metavar="JSON",
@@ -296,7 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # First, before the probe's module (and so the library) is imported.
     from greenpatch.patcher import patch_all
 
-    patch_all()
+    try:
+        patch_all(**dict.fromkeys(args.without, False))
+    except TypeError as exc:  # an unknown flag: the message lists the known ones
+        print(json.dumps(_result(args.concurrency, args.delay, error=str(exc))), flush=True)
+        return 1
     server = None
     try:
         http_url = None
@@ -357,6 +372,7 @@ def run_probe(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     call: Mapping[str, Any] | None = None,
+    without: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run a probe in a subprocess of ``python`` and return its result.
 
@@ -364,7 +380,8 @@ def run_probe(
     redis one (``context.http_url`` is then set); ``False`` never starts it.
     ``env`` adds variables (e.g. ``PYTHONPATH`` for a suite's own probe module) and
     ``cwd`` sets the working directory.  ``call`` ({"args": [...], "kwargs":
-    {...}}) makes it the generic probe (``generic_probe``).  A probe that fails, crashes or outlives
+    {...}}) makes it the generic probe (``generic_probe``); ``without`` names
+    ``patch_all`` flags the probe leaves out.  A probe that fails, crashes or outlives
     ``timeout`` gives a result with ``"error"`` set; this function does not raise.
     """
     import subprocess
@@ -385,6 +402,8 @@ def run_probe(
         command.append("--http")
     if call is not None:
         command += ["--call", json.dumps(dict(call))]
+    for flag in without:
+        command += ["--without", flag]
     environ = dict(os.environ, **(env or {}))
     try:
         # A session of its own, so that a timeout kills the HTTP server it started too.

@@ -36,7 +36,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +90,8 @@ class RunSpec:
     allow_network: bool = False
     #: Environment variables set only in the patched run (the stall monitor's).
     patched_env: dict[str, str] = field(default_factory=dict)
+    #: ``patch_all`` flags the patched run leaves out (``greenpatch run --without``).
+    without: list[str] = field(default_factory=list)
     #: Stop the run after this many resumed processes in a row hung on their first test.
     max_hangs_in_a_row: int = 3
     #: Polled on every turn of the watchdog: a message when a service the suite
@@ -126,14 +128,21 @@ class ModeRun:
         return counts
 
 
-def build_command(python: str, mode: str, pytest_args: list[str]) -> list[str]:
-    """The child's command line: pytest, patched first thing in the patched run."""
+def build_command(
+    python: str, mode: str, pytest_args: list[str], without: Sequence[str] = ()
+) -> list[str]:
+    """The child's command line: pytest, patched first thing in the patched run
+    (leaving out the ``patch_all`` flags in ``without``)."""
     # A module that fails to import costs its own tests (recorded as a collection
     # error), not the whole run.
     pytest = ["-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider"]
     pytest += ["--continue-on-collection-errors", *pytest_args]
     if mode == "patched":
-        return [python, "-m", "greenpatch", "run", *pytest]
+        # `greenpatch run` patches before pytest is imported and refuses an
+        # unknown flag itself (exit 2, the run "ran no test"): the suite's
+        # environment may know other plugins than the harness's.
+        left_out = [arg for flag in without for arg in ("--without", flag)]
+        return [python, "-m", "greenpatch", "run", *left_out, *pytest]
     return [python, *pytest]
 
 
@@ -149,7 +158,9 @@ def run_mode(
     Ctrl-C does not lose what was seen: the child is killed and the partial run
     returned with ``interrupted`` set; the caller records it, then stops.
     """
-    run = ModeRun(mode=mode, command=build_command(spec.python, mode, spec.pytest_args))
+    run = ModeRun(
+        mode=mode, command=build_command(spec.python, mode, spec.pytest_args, spec.without)
+    )
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + spec.run_timeout

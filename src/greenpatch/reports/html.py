@@ -24,7 +24,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from greenpatch.reports.merge import CellKey, Entry, Matrix
+from greenpatch.reports.merge import CellKey, Entry, Matrix, row_name
 from greenpatch.reports.model import MODES, ModeSummary, Result, TestVerdict
 from greenpatch.reports.summary import (
     CELL_KINDS,
@@ -81,6 +81,8 @@ class SpotView:
 @dataclass
 class ModeView:
     mode: str
+    #: How the run is named on the page: the mode, or "patched without zmq".
+    label: str
     ran: bool
     counts: str
     duration: float
@@ -154,10 +156,12 @@ def _test_view(test: TestVerdict) -> TestView:
     )
 
 
-def _mode_view(summary: ModeSummary) -> ModeView:
+def _mode_view(summary: ModeSummary, result: Result) -> ModeView:
     counts = ", ".join(f"{count} {name}" for name, count in summary.counts.items() if count)
     return ModeView(
         mode=summary.mode,
+        # Where the mode is named, so is what its patch left out.
+        label=result.variant if summary.mode == "patched" and result.variant else summary.mode,
         ran=summary.ran,
         counts=counts or "no test",
         duration=summary.duration,
@@ -193,7 +197,7 @@ def _result_view(index: int, entry: Entry) -> ResultView:
         source=entry.source,
         result=result,
         verdict=cell_verdict(result),
-        modes=[_mode_view(result.modes[mode]) for mode in _mode_order(result)],
+        modes=[_mode_view(result.modes[mode], result) for mode in _mode_order(result)],
         verdict_counts=sorted(result.verdicts.items(), key=lambda item: -item[1]),
         regressions=[_test_view(test) for test in result.regressions()],
         notable=[_test_view(t) for t in result.tests if t.verdict in NOTABLE_VERDICTS],
@@ -229,7 +233,7 @@ def _chart(views: list[ResultView]) -> Chart:
         top = row * _ROW_HEIGHT
         factor = float(probe.get("factor") or 0.0)
         concurrency = float(probe.get("concurrency") or 0.0)
-        label = f"{view.result.suite} {view.result.version} · Python {view.result.python}"
+        label = f"{row_name(view.result)} {view.result.version} · Python {view.result.python}"
         if probe.get("error"):
             kind, value, width = "error", f"probe error: {str(probe['error'])[:60]}", 0.0
         else:

@@ -174,6 +174,10 @@ def _timestamp(text: str) -> str | None:
 def _testsuite(parent: ET.Element, entry: Entry) -> dict[str, int]:
     result = entry.result
     classname = _classname(result, entry.key.python)
+    if result.without:
+        # Two results of one suite (patched, patched without a plugin) must
+        # not share their test cases' names in one JUnit file.
+        classname += "".join(f"-without-{flag}" for flag in result.without)
     suite = _element(parent, "testsuite", name=result_title(result))
     stamp = _timestamp(result.started_at)
     if stamp:
@@ -193,6 +197,8 @@ def _testsuite(parent: ET.Element, entry: Entry) -> dict[str, int]:
         ("result_file", entry.source),
     ):
         _element(properties, "property", name=name, value=value)
+    if result.without:
+        _element(properties, "property", name="without", value=" ".join(result.without))
     compared = result.compared()
     for test in result.tests:
         _testcase(suite, classname, test, compared)

@@ -93,7 +93,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def _cell_name(entry: Entry) -> str:
-    return f"{md_text(entry.result.suite)} {md_text(entry.result.version)} py{entry.key.python}"
+    # The row's name: "redis (patched without zmq)" for a run that left flags out.
+    return f"{md_text(entry.key.suite)} {md_text(entry.result.version)} py{entry.key.python}"
 
 
 def _headline(matrix: Matrix) -> str:

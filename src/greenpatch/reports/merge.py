@@ -38,11 +38,15 @@ __all__ = [
     "load_matrix",
     "merge",
     "python_minor",
+    "row_name",
 ]
 
 
 @dataclass(frozen=True, order=True)
 class CellKey:
+    #: The suite's row name: its name, and what the patched run left out when it
+    #: did (``redis (patched without zmq)``), so that "patched" and "patched
+    #: without a plugin" are two rows, not one cell given twice.
     suite: str
     version: str
     python: str  # the minor version, "3.11"
@@ -73,7 +77,7 @@ class Matrix:
     @property
     def rows(self) -> list[tuple[str, str]]:
         """(suite, version) pairs, suites by name and versions newest first."""
-        pairs = {(entry.result.suite, entry.result.version) for entry in self.entries}
+        pairs = {(entry.key.suite, entry.key.version) for entry in self.entries}
         return sorted(pairs, key=lambda pair: (pair[0], *_newest_first(pair[1])))
 
     @property
@@ -94,8 +98,13 @@ def python_minor(version: str) -> str:
     return version
 
 
+def row_name(result: Result) -> str:
+    """``redis``, or ``redis (patched without zmq)`` for a run that left flags out."""
+    return f"{result.suite} ({result.variant})" if result.variant else result.suite
+
+
 def cell_key(result: Result) -> CellKey:
-    return CellKey(result.suite, result.version, python_minor(result.python))
+    return CellKey(row_name(result), result.version, python_minor(result.python))
 
 
 def _version_key(version: str) -> tuple[int, Version | str]:

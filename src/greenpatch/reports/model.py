@@ -174,6 +174,16 @@ class Result:
     #: The shell command that reproduces this result.
     reproduce: str = ""
     notes: list[str] = field(default_factory=list)
+    #: The ``patch_all`` flags the patched run and the probe left out
+    #: (``greenpatch compat run --without zmq``), sorted; empty: everything
+    #: ``patch_all()`` applies by default.  Documents written before the field
+    #: existed read as empty, which is what their runs did.
+    without: list[str] = field(default_factory=list)
+
+    @property
+    def variant(self) -> str:
+        """``"patched without zmq"``, or "" for the default patch."""
+        return f"patched without {', '.join(self.without)}" if self.without else ""
 
     def regressions(self) -> list[TestVerdict]:
         return [test for test in self.tests if test.verdict == "regression"]
@@ -234,6 +244,8 @@ class Result:
                 raise ResultError(
                     path, f"tests[{index}].verdict {test.verdict!r} is not one of {VERDICTS}"
                 )
+        if not all(isinstance(flag, str) for flag in values.get("without", [])):
+            raise ResultError(path, "'without' must be a list of strings")
         result = cls(**values)
         if result.cooperation not in COOPERATION:
             # Absent (a document from before the field) or unknown (a newer

@@ -154,8 +154,10 @@ def cooperation_text(result: Result) -> str:
 
 
 def result_title(result: Result) -> str:
-    """``requests 2.32.3 on Python 3.11.7``."""
-    return f"{result.suite} {result.version} on Python {result.python}"
+    """``requests 2.32.3 on Python 3.11.7``; a run that left ``patch_all`` flags
+    out says so: ``pyzmq 27.3.0 on Python 3.11.7, patched without zmq``."""
+    title = f"{result.suite} {result.version} on Python {result.python}"
+    return f"{title}, {result.variant}" if result.variant else title
 
 
 def outcome_change(test: TestVerdict) -> str:
