@@ -66,13 +66,15 @@ lint: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m pytest -m soak
 
-## bench: peers side by side (installs the benchmark-only peers; the server
-## benchmarks need wrk: apt-get install wrk)
+## bench: peers side by side, every benchmark script (installs the benchmark-only
+## peers; without wrk, apt-get install wrk, bench_server skips its WSGI rows,
+## bench_latency skips itself and bench_gunicorn loads with Python threads)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_hub.py
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_import.py
+	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_server.py
 	$(PY) benchmarks/bench_latency.py
 	$(PY) benchmarks/bench_gunicorn.py

@@ -94,8 +94,10 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk not found: apt-get install wrk", file=sys.stderr)
-        return 2
+        # A skip, not a failure: `make bench` runs every script in turn, and a
+        # machine without wrk still has the other figures to give.
+        print("(wrk not found: apt-get install wrk) bench_latency skipped")
+        return 0
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
         f"-d{args.duration}s --latency, keep-alive"
