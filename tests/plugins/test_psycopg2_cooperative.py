@@ -47,7 +47,7 @@ def test_a_ticker_ticks_while_a_query_waits(postgresql_url: str) -> None:
         + """
 conn = psycopg2.connect(URL)
 cursor = conn.cursor()
-outcome, seconds, ticks = ticks_during(cursor.execute, "SELECT pg_sleep(0.5)")
+outcome, seconds, ticks = ticks_during(cursor.execute, "SELECT 42 FROM pg_sleep(0.5)")
 report(
     callback=psycopg2.extensions.get_wait_callback() is plugin.wait_callback,
     outcome=outcome, ticks=ticks, rows=cursor.fetchall(),
@@ -56,7 +56,7 @@ report(
     )
     result = run_patched(script, postgresql_url)
     assert result["callback"] is True and result["outcome"] is None
-    assert result["rows"] == [[""]]  # pg_sleep returns void
+    assert result["rows"] == [[42]]
     assert result["ticks"] >= 10  # about 50 at one per 10 ms
 
 
