@@ -78,3 +78,15 @@ def test_patch_all_does_not_import_importlib_metadata() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_large_entry_points_file_is_read_whole(tmp_path: Path) -> None:
+    filler = "".join(f"script_{n} = some.module:function_{n}\n" for n in range(3000))
+    _dist(
+        tmp_path,
+        "big-1.0.dist-info",
+        f"[console_scripts]\n{filler}\n[{GROUP}]\nlast = big:register\n",
+    )
+    assert len((tmp_path / "big-1.0.dist-info" / "entry_points.txt").read_bytes()) > 100_000
+    found = _entry_points.find(GROUP, [str(tmp_path)])
+    assert [(e.name, e.value) for e in found] == [("last", "big:register")]

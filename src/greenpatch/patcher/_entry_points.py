@@ -98,11 +98,27 @@ def _from_metadata(group: str) -> list[EntryPoint]:
     ]
 
 
+def _read_all(fd: int) -> bytes:
+    # Small reads: os.read(fd, n) allocates n bytes before it reads, and a
+    # megabyte per file cost more than everything else here.  A regular file
+    # answers a short read only at its end, so one read is the common case.
+    data = os.read(fd, 8192)
+    if len(data) < 8192:
+        return data
+    chunks = [data]
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def find(group: str, path: list[str] | None = None) -> list[EntryPoint]:
     """The entry points of ``group`` on ``path`` (default ``sys.path``), in order."""
     entries = sys.path if path is None else path
     seen: set[str] = set()
     found: list[EntryPoint] = []
+    needle = group.encode()
     for entry in entries:
         directory = entry or "."
         try:
@@ -121,13 +137,21 @@ def find(group: str, path: list[str] | None = None) -> list[EntryPoint]:
             if distribution in seen:
                 continue
             seen.add(distribution)
+            # os.open/os.read, not open(): the text layer costs more than the
+            # read itself, and most files do not mention the group.
             try:
-                with open(os.path.join(directory, name, "entry_points.txt"), encoding="utf-8") as f:
-                    text = f.read()
+                fd = os.open(os.path.join(directory, name, "entry_points.txt"), os.O_RDONLY)
             except OSError:
                 continue
-            if group not in text:
+            try:
+                data = _read_all(fd)
+            except OSError:
                 continue
+            finally:
+                os.close(fd)
+            if needle not in data:
+                continue
+            text = data.decode("utf-8", "replace")
             found.extend(
                 EntryPoint(point, value, distribution) for point, value in _group_lines(text, group)
             )
