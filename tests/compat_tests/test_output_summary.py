@@ -182,3 +182,15 @@ def test_stalls_outside_any_test_come_apart_and_do_not_count_against_the_library
     only_outside = make_result(hot_spots=[collecting])
     assert status(only_outside) == ("PASS", "green")
     assert "none while a test ran" in render([(only_outside, Path("r.json"))], width=160)
+
+
+def test_summary_row_of_a_run_without_a_patch_says_what_was_left_out() -> None:
+    text = render(
+        [
+            (make_result(), Path("demo.json")),
+            (make_result(without=["zmq"]), Path("demo-without-zmq.json")),
+        ],
+        width=160,
+    )
+    assert text.count("demo 1.0") == 2
+    assert text.count("patched without zmq") == 1

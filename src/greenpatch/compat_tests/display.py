@@ -357,7 +357,10 @@ def print_summary(console: Console, results: list[tuple[Result, Path]]) -> None:
             verdicts = f"[red]not run:[/] {escape(_gist(result.not_run_reason))}"
         label, style = status(result)
         table.add_row(
-            escape(f"{result.suite} {result.version}\nPython {result.python}"),
+            escape(
+                f"{result.suite} {result.version}\nPython {result.python}"
+                + (f"\n{result.variant}" if result.variant else "")
+            ),
             _mode_cell(result, "plain"),
             _mode_cell(result, "patched"),
             ratio,
