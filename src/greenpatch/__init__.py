@@ -75,6 +75,8 @@ _GEVENT_MODULES = frozenset(
         "signal",
         "socket",
         "subprocess",
+        "threadpool",
+        "zmq",
     }
 )
 
