@@ -76,7 +76,6 @@ _GEVENT_MODULES = frozenset(
         "socket",
         "subprocess",
         "threadpool",
-        "zmq",
     }
 )
 
