@@ -8,8 +8,12 @@ the last test shows it, so the others would fail without the plugin.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from greenpatch.compat_tests.library_probes import psycopg as psycopg_probe
+from greenpatch.compat_tests.probes import ProbeContext, ProbeSetupError, run_probe
 from tests.plugins.conftest import run_patched
 
 pytest.importorskip("psycopg")
@@ -206,3 +210,32 @@ print(json.dumps({
         "Timeout",
         "GreenletExit",
     ]
+
+
+# -- the harness's probe for psycopg 3 (no suite manifest: its sdist has no tests) ----
+PROBE = "greenpatch.compat_tests.library_probes.psycopg:probe"
+
+
+def test_the_probe_without_a_service_says_what_it_needs() -> None:
+    with pytest.raises(ProbeSetupError, match="--service postgresql=URL"):
+        psycopg_probe.probe(ProbeContext(delay=0.3))
+    mysql = ProbeContext(delay=0.3, service_urls={"postgresql": "mysql://root@127.0.0.1/x"})
+    with pytest.raises(ProbeSetupError, match="postgresql://"):
+        psycopg_probe.probe(mysql)
+
+
+@pytest.mark.parametrize(("without", "cooperative"), [((), True), (("psycopg",), False)])
+def test_the_probe_cooperates_with_the_plugin_and_blocks_without(
+    postgresql_url: str, without: tuple[str, ...], cooperative: bool
+) -> None:
+    result = run_probe(
+        sys.executable,
+        PROBE,
+        concurrency=10,
+        delay=0.2,
+        service_urls={"postgresql": postgresql_url},
+        http=False,
+        without=without,
+    )
+    assert result["error"] is None, result
+    assert result["cooperative"] is cooperative, result

@@ -1,16 +1,16 @@
 """psycopg2: the cooperation probe.
 
-psycopg2 is a C extension over libpq, and libpq does its own network I/O in C:
-``connect()`` and ``execute()`` wait in libpq's own ``poll()`` on a socket
-Python never sees, so patching Python's ``socket`` and ``select`` does not
-reach them.  The probe makes one ``SELECT pg_sleep(delay)`` on a connection of
-its own (one per greenlet: a psycopg2 connection runs one query at a time).
-It is EXPECTED to block the hub: N calls take about ``N * delay``, one after
-the other, and the manifest's ``[probe] blocks`` says why.  The probe does not
-install psycopg2's wait callback (``psycopg2.extensions.set_wait_callback``),
-which would make the calls cooperative: it measures the library as a user
-gets it after ``patch_all()``, so the day greenpatch installs that callback
-itself, this probe shows it.
+psycopg2 is a C extension over libpq, and libpq does its own network I/O in C,
+on a socket Python never sees: patching Python's ``socket`` and ``select`` does
+not reach it.  What makes it cooperative is the ``psycopg2`` plugin
+(``greenpatch.plugins.psycopg2``), which ``patch_all()`` arms and which installs
+a libpq wait callback on the hub the moment psycopg2 is imported.  The probe
+makes one ``SELECT pg_sleep(delay)`` on a connection of its own (one per
+greenlet: a psycopg2 connection runs one query at a time); connecting and
+closing are part of the call.  N calls take about ``delay`` together when the
+waits go through the hub, ``N * delay`` when libpq blocks (``compat run
+psycopg2 --without psycopg2`` shows that).  The probe installs nothing itself:
+it measures psycopg2 as a program gets it after ``patch_all()``.
 
 Like ``probes.py``, this module is imported after ``patch_all()`` in the probe
 subprocess; it imports psycopg2 inside the function.
