@@ -32,7 +32,7 @@ from typing import Any, Callable
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
-from greenpatch.hub.hub import Hub, Waiter, get_hub, getcurrent_task
+from greenpatch.hub.hub import Hub, Waiter, get_hub, getcurrent_task, hub_of_this_thread
 from greenpatch.hub.timeout import Timeout, wait_until_timeout
 
 __all__ = [
@@ -66,7 +66,7 @@ class _Worker(RawGreenlet):  # type: ignore[misc]
     # A slot, so that the worker never gets an instance dict: CPython 3.11
     # specialises ``worker.switch`` (every wake-up of a task) only on a
     # greenlet whose dict was never created, and reads a slot four times faster
-    # than a dict entry.  Set first thing in ``_worker_main``.
+    # than a dict entry.  Set by ``_start_task`` before the worker first runs.
     __slots__ = ("task",)
     task: Greenlet | None
 
@@ -85,17 +85,19 @@ def _start_task(hub: Hub, task: Greenlet) -> None:
     if idle:
         idle.pop().switch(task)
     else:
-        # A greenlet holds the arguments of its first switch (the call of its run
-        # function) for as long as it lives: hand the task over in a box that the
-        # worker empties, or every worker would pin its first task, with the
-        # task's value or exception and traceback, for good.
-        _Worker(_worker_main, hub).switch([task])
+        # The first task rides on the worker, not in the arguments of its first
+        # switch: a greenlet holds those (the call of its run function) for as
+        # long as it lives, so every worker would pin its first task, with the
+        # task's value or exception and traceback, for good (and a box to
+        # empty would cost two objects per new worker for the collector).
+        worker = _Worker(_worker_main, hub)
+        worker.task = task
+        worker.switch()
 
 
-def _worker_main(box: list[Greenlet]) -> None:
-    task = box.pop()
+def _worker_main() -> None:
     worker = getcurrent()
-    worker.task = None
+    task = worker.task
     hub = worker.parent
     callbacks = hub.loop._callbacks
     idle = hub.module_state[_IDLE_WORKERS]
@@ -105,18 +107,17 @@ def _worker_main(box: list[Greenlet]) -> None:
             worker.gr_context = None  # a fresh contextvars context per task
             task._execute(worker)
             worker.task = None
-        # Run the next queued task in place when it is next in line anyway.
-        if callbacks:
-            start = callbacks.pop_head_args_if(_start_task)
-            if start is not None:
-                task = start[1]
-                continue
+        # Run the next queued task in place when it is next in line anyway
+        # (CallbackQueue.pop_head_args_if, inline: a Python call less per task).
+        if callbacks and callbacks[0][0] is _start_task:
+            task = callbacks.popleft()[1][1]
+            continue
         if len(idle) >= MAX_IDLE_WORKERS:
             return  # let this worker die; its parent (the hub) resumes
         # Likewise the finished task: its value, or its exception with the
         # traceback's frames and their locals, must die with the last user
         # reference to the Greenlet, not when this worker next runs a task.
-        task = None  # type: ignore[assignment]
+        task = None
         idle.append(worker)
         task = hub.switch()
         while not isinstance(task, Greenlet):
@@ -147,27 +148,29 @@ class Greenlet:
         "value",
     )
 
+    # Set by ``_prepare`` (for ``__init__`` and ``spawn`` alike).
+    hub: Hub
+    run: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    value: Any
+    _exc_info: tuple[Any, Any, Any] | None
+    _state: int
+    _links: list[Callable[[Greenlet], Any]] | None
+    _worker: RawGreenlet | None
+    _start_timer: Any
+    _id: int
+    _name: str | None
+
     def __init__(self, run: Callable[..., Any] | None = None, *args: Any, **kwargs: Any) -> None:
-        self.hub = get_hub()
-        if run is not None:
-            self.run = run
-        else:
-            self.run = self._run
-        self.args = args
-        self.kwargs = kwargs
-        self.value: Any = None
-        self._exc_info: tuple[Any, Any, Any] | None = None
-        self._state = _NEW
-        self._links: list[Callable[[Greenlet], Any]] | None = None
-        self._worker: RawGreenlet | None = None
-        self._start_timer: Any = None
-        self._id = next(_counter)
         if type(self) is Greenlet:
-            self._name: str | None = None
+            name = None
         else:
             # A subclass may set ``name`` before calling Greenlet.__init__ (the
             # gevent tutorial's actors do); keep it.
-            self._name = getattr(self, "_name", None)
+            name = getattr(self, "_name", None)
+        _prepare(self, self._run if run is None else run, args, kwargs)
+        self._name = name
 
     def _run(self) -> Any:
         """Override in a subclass to define the work when no ``run`` is passed."""
@@ -206,8 +209,23 @@ class Greenlet:
     def _execute(self, worker: RawGreenlet) -> None:
         self._state = _RUNNING
         self._worker = worker
+        run = self.run
+        args = self.args
         try:
-            result = self.run(*self.args, **self.kwargs)
+            # With a fixed number of positional arguments, CPython 3.11 runs a
+            # Python function in this C frame of the interpreter; ``run(*args)``
+            # nests a new one, 370 bytes more of C stack that greenlet copies
+            # out and back in at every switch of the task.
+            if self.kwargs:
+                result = run(*args, **self.kwargs)
+            elif not args:
+                result = run()
+            elif len(args) == 1:
+                result = run(args[0])
+            elif len(args) == 2:
+                result = run(args[0], args[1])
+            else:
+                result = run(*args)
         except GreenletExit as exc:
             self._finish(exc, None)
         except BaseException:
@@ -425,10 +443,38 @@ class _SpawnedLink:
         return hash(self.callback)
 
 
+def _prepare(
+    glet: Greenlet, run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """What ``Greenlet.__init__`` sets, bar the name (shared with ``spawn``)."""
+    hub = hub_of_this_thread()  # get_hub() without its Python call, when the hub exists
+    glet.hub = hub if hub is not None else get_hub()
+    glet.run = run
+    glet.args = args
+    glet.kwargs = kwargs
+    glet.value = None
+    glet._exc_info = None
+    glet._state = _NEW
+    glet._links = None
+    glet._worker = None
+    glet._start_timer = None
+    glet._id = next(_counter)
+    glet._name = None
+
+
+#: ``object.__new__``: ``spawn`` makes its Greenlet without the type call, which
+#: would copy the arguments into a new tuple and dict for ``__init__``.
+_new_object = object.__new__
+
+
 def spawn(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Greenlet:
     """Start ``run(*args, **kwargs)`` in a new greenlet and return it."""
-    glet = Greenlet(run, *args, **kwargs)
-    glet.start()
+    glet = _new_object(Greenlet)
+    _prepare(glet, run, args, kwargs)
+    # Greenlet.start, inline (a new Greenlet is always _NEW).
+    glet._state = _SCHEDULED
+    hub = glet.hub
+    hub._callbacks.append((_start_task, (hub, glet)))
     return glet
 
 

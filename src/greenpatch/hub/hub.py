@@ -284,17 +284,20 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
                 token.clear()  # never resume us later by mistake
                 raise
             return
-        current = getcurrent()
-        timer = self.loop.call_later(seconds, current.switch)
+        timer = self.loop.call_later(seconds, getcurrent().switch)
         if not ref:
             timer.ref = False
+        # ``cancelled`` is also set once the timer has fired: a slot read here
+        # instead of the ``pending`` property and a call of ``cancel`` that has
+        # nothing left to do (two Python calls in each of 10,000 sleepers).
         try:
             self.switch()
-            while timer.pending:
+            while not timer.cancelled:
                 # A stray resume (a bug elsewhere) must not cut the sleep short.
                 self.switch()
         finally:
-            timer.cancel()
+            if not timer.cancelled:
+                timer.cancel()
 
     # -- life cycle -----------------------------------------------------------
     def join(self, timeout: float | None = None) -> bool:

@@ -255,6 +255,10 @@ class TimerHandle:
         return f"<TimerHandle {state} {self.callback!r}>"
 
 
+_new_timer_handle = object.__new__
+_heappush = heapq.heappush
+
+
 class Loop:
     """An ``ev_loop`` with its watchers, a callback queue and a timer heap.
 
@@ -423,8 +427,15 @@ class Loop:
     def call_later(self, seconds: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` after ``seconds`` (monotonic clock); returns a handle."""
         deadline = monotonic() + seconds
-        handle = TimerHandle(self, deadline, callback, args)
-        heapq.heappush(self._timers, (deadline, next(self._timer_seq), handle))
+        # TimerHandle.__init__, inline: one Python call less per sleep and timeout.
+        handle = _new_timer_handle(TimerHandle)
+        handle._loop = self
+        handle.deadline = deadline
+        handle.callback = callback
+        handle.args = args
+        handle.cancelled = False
+        handle._ref = True
+        _heappush(self._timers, (deadline, next(self._timer_seq), handle))
         return handle
 
     def _timer_cancelled(self) -> None:
