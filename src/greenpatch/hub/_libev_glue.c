@@ -522,3 +522,229 @@ int gp_signal_chain(int signum)
     ours.sa_handler = gp_signal_wrapper;
     return sigaction(signum, &ours, NULL) == 0 ? 1 : -1;
 }
+
+/* -- frame stacks of new greenlets ------------------------------------------
+   See "Frame stacks of new greenlets" in _libev_build.py.  CPython 3.11+ gives
+   every new greenlet a data-stack chunk of GP_CHUNK bytes through its arena
+   allocator (an mmap, and a munmap when the greenlet's last frame returns);
+   chunks of that size come from slabs of GP_SLAB_CHUNKS here instead, and
+   every other request goes to the allocator that was in place. */
+#ifndef PYPY_VERSION
+#ifdef Py_LIMITED_API
+/* Outside the limited API this module is built for; unchanged since 3.4. */
+typedef struct {
+    void *ctx;
+    void *(*alloc)(void *ctx, size_t size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} PyObjectArenaAllocator;
+PyAPI_FUNC(void) PyObject_GetArenaAllocator(PyObjectArenaAllocator *allocator);
+PyAPI_FUNC(void) PyObject_SetArenaAllocator(PyObjectArenaAllocator *allocator);
+#endif
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#define GP_CHUNK ((size_t)16384)          /* CPython's DATA_STACK_CHUNK_SIZE */
+#define GP_SLAB_CHUNKS 64
+#define GP_SLAB (GP_CHUNK * GP_SLAB_CHUNKS) /* 1 MiB, aligned to its size */
+#define GP_ALL_FREE (~(uint64_t)0)
+#define GP_SPARE_SLABS 2                  /* empty slabs kept for the next burst */
+
+typedef struct gp_slab {
+    char *base;
+    uint64_t free;                        /* bit i set: chunk i is free */
+    struct gp_slab *next, *prev;          /* in gp_partial while free != 0 */
+    struct gp_slab *chain;                /* in its gp_slabs bucket */
+} gp_slab;
+
+static PyObjectArenaAllocator gp_prior;
+static int gp_chunks_installed = 0;
+static gp_slab **gp_slabs;                /* hash of slabs by base, chained */
+static size_t gp_nbuckets, gp_nslabs;
+static gp_slab *gp_partial;               /* slabs with a free chunk */
+static int gp_empty_slabs;
+/* CPython calls its arena allocator with the GIL held, but interpreters with a
+   GIL of their own (3.12+) may call it at once. */
+static char gp_chunks_lock;
+
+static void gp_chunks_acquire(void)
+{
+    while (__atomic_test_and_set(&gp_chunks_lock, __ATOMIC_ACQUIRE))
+        ;
+}
+static void gp_chunks_release(void) { __atomic_clear(&gp_chunks_lock, __ATOMIC_RELEASE); }
+static void gp_chunks_forked(void) { __atomic_clear(&gp_chunks_lock, __ATOMIC_RELEASE); }
+
+static size_t gp_bucket(const void *base, size_t nbuckets)
+{
+    return ((uintptr_t)base / GP_SLAB) & (nbuckets - 1);
+}
+
+static gp_slab *gp_slab_of(void *ptr)
+{
+    char *base = (char *)((uintptr_t)ptr & ~(uintptr_t)(GP_SLAB - 1));
+    gp_slab *s = gp_slabs[gp_bucket(base, gp_nbuckets)];
+    while (s != NULL && s->base != base)
+        s = s->chain;
+    return s;
+}
+
+static void gp_slab_list(gp_slab *s)
+{
+    s->prev = NULL;
+    s->next = gp_partial;
+    if (gp_partial != NULL)
+        gp_partial->prev = s;
+    gp_partial = s;
+}
+
+static void gp_slab_unlist(gp_slab *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        gp_partial = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+}
+
+/* A new empty slab, listed and hashed; NULL when memory is short. */
+static gp_slab *gp_slab_new(void)
+{
+    gp_slab *s;
+    char *raw, *base;
+    size_t i;
+    if (gp_nslabs == gp_nbuckets) {
+        size_t nbuckets = gp_nbuckets * 2;
+        gp_slab **slabs = (gp_slab **)calloc(nbuckets, sizeof(gp_slab *));
+        if (slabs == NULL)
+            return NULL;
+        for (i = 0; i < gp_nbuckets; i++) {
+            while ((s = gp_slabs[i]) != NULL) {
+                gp_slabs[i] = s->chain;
+                s->chain = slabs[gp_bucket(s->base, nbuckets)];
+                slabs[gp_bucket(s->base, nbuckets)] = s;
+            }
+        }
+        free(gp_slabs);
+        gp_slabs = slabs;
+        gp_nbuckets = nbuckets;
+    }
+    s = (gp_slab *)malloc(sizeof(gp_slab));
+    if (s == NULL)
+        return NULL;
+    /* Twice the size, then the unaligned ends back: an aligned slab is found
+       from any of its chunks by masking the address. */
+    raw = (char *)mmap(NULL, 2 * GP_SLAB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    if (raw == MAP_FAILED) {
+        free(s);
+        return NULL;
+    }
+    base = (char *)(((uintptr_t)raw + GP_SLAB - 1) & ~(uintptr_t)(GP_SLAB - 1));
+    if (base > raw)
+        munmap(raw, (size_t)(base - raw));
+    munmap(base + GP_SLAB, (size_t)(raw + 2 * GP_SLAB - (base + GP_SLAB)));
+    s->base = base;
+    s->free = GP_ALL_FREE;
+    s->chain = gp_slabs[gp_bucket(base, gp_nbuckets)];
+    gp_slabs[gp_bucket(base, gp_nbuckets)] = s;
+    gp_nslabs++;
+    gp_empty_slabs++;
+    gp_slab_list(s);
+    return s;
+}
+
+static void gp_slab_drop(gp_slab *s)
+{
+    gp_slab **link = &gp_slabs[gp_bucket(s->base, gp_nbuckets)];
+    while (*link != s)
+        link = &(*link)->chain;
+    *link = s->chain;
+    gp_slab_unlist(s);
+    gp_nslabs--;
+    munmap(s->base, GP_SLAB);
+    free(s);
+}
+
+static void *gp_chunk_alloc(void *ctx, size_t size)
+{
+    gp_slab *s;
+    void *chunk = NULL;
+    (void)ctx;
+    if (size == GP_CHUNK) {
+        gp_chunks_acquire();
+        if ((s = gp_partial) != NULL || (s = gp_slab_new()) != NULL) {
+            if (s->free == GP_ALL_FREE)
+                gp_empty_slabs--;
+            chunk = s->base + GP_CHUNK * (size_t)__builtin_ctzll(s->free);
+            s->free &= s->free - 1;
+            if (s->free == 0)
+                gp_slab_unlist(s);
+        }
+        gp_chunks_release();
+        if (chunk != NULL)
+            return chunk;
+    }
+    return gp_prior.alloc(gp_prior.ctx, size);
+}
+
+static void gp_chunk_free(void *ctx, void *ptr, size_t size)
+{
+    gp_slab *s = NULL;
+    (void)ctx;
+    if (size == GP_CHUNK) {
+        gp_chunks_acquire();
+        if ((s = gp_slab_of(ptr)) != NULL) {
+            if (s->free == 0)
+                gp_slab_list(s);
+            s->free |= (uint64_t)1 << ((size_t)((char *)ptr - s->base) / GP_CHUNK);
+            if (s->free == GP_ALL_FREE && ++gp_empty_slabs > GP_SPARE_SLABS) {
+                gp_empty_slabs--;
+                gp_slab_drop(s);
+            }
+        }
+        gp_chunks_release();
+    }
+    if (s == NULL)  /* not ours: the prior allocator's, from before or too big */
+        gp_prior.free(gp_prior.ctx, ptr, size);
+}
+
+/* Returns 1 when installed now, 0 when it was already, -1 without memory. */
+int gp_stack_chunks_install(void)
+{
+    PyObjectArenaAllocator ours;
+    if (gp_chunks_installed)
+        return 0;
+    gp_nbuckets = 64;
+    gp_slabs = (gp_slab **)calloc(gp_nbuckets, sizeof(gp_slab *));
+    if (gp_slabs == NULL)
+        return -1;
+    PyObject_GetArenaAllocator(&gp_prior);
+    ours.ctx = NULL;
+    ours.alloc = gp_chunk_alloc;
+    ours.free = gp_chunk_free;
+    PyObject_SetArenaAllocator(&ours);
+    pthread_atfork(NULL, NULL, gp_chunks_forked);
+    gp_chunks_installed = 1;
+    return 1;
+}
+
+/* For tests: the slabs mapped now and the chunks handed out of them. */
+void gp_stack_chunks_stats(long *slabs, long *chunks)
+{
+    size_t i;
+    gp_slab *s;
+    long used = 0;
+    gp_chunks_acquire();
+    for (i = 0; i < gp_nbuckets; i++)
+        for (s = gp_slabs[i]; s != NULL; s = s->chain)
+            used += GP_SLAB_CHUNKS - __builtin_popcountll(s->free);
+    *slabs = (long)gp_nslabs;
+    *chunks = used;
+    gp_chunks_release();
+}
+#else
+int gp_stack_chunks_install(void) { return 0; }
+void gp_stack_chunks_stats(long *slabs, long *chunks) { *slabs = 0; *chunks = 0; }
+#endif

@@ -32,6 +32,7 @@ from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
 import greenpatch.hub.loop as _loop_module
+from greenpatch.hub._libev import lib
 from greenpatch.hub.loop import CallbackQueue, Loop, resume
 from greenpatch.hub.watchers import Watcher
 
@@ -103,6 +104,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             else:
                 loop = Loop()
         self.loop = loop
+        slab_frame_stacks()
         # Weakly: a hub must die by reference counting when its thread ends
         # (in that thread).  Through a cycle it would be left to the garbage
         # collector of another thread, and greenlet 3.5 crashes traversing a
@@ -479,6 +481,31 @@ def _weak_error_handler(hub: Hub) -> Callable[..., None]:
             traceback.print_exception(*args[1:], file=sys.stderr)
 
     return handle_error
+
+
+#: Whether ``slab_frame_stacks`` has something to do: CPython 3.11+ (where each
+#: greenlet gets a data stack of its own) with a GIL.  Free-threaded builds keep
+#: their allocator: the slabs are locked, but untried there.
+_frame_stacks_pending = (
+    sys.implementation.name == "cpython"
+    and sys.version_info >= (3, 11)
+    and getattr(sys, "_is_gil_enabled", lambda: True)()
+)
+
+
+def slab_frame_stacks() -> None:
+    """Serve new greenlets' frame stacks from slabs (once per process; the hub calls it).
+
+    On CPython 3.11+ a greenlet's first frame gets a 16 KiB data-stack chunk
+    that CPython maps for it and unmaps when the greenlet ends: two system
+    calls and a page fault per greenlet, most of the cost of creating one.
+    The C glue takes over chunks of that size from 1 MiB slabs that stay
+    mapped (see "Frame stacks of new greenlets" in ``_libev_build.py``).
+    """
+    global _frame_stacks_pending
+    if _frame_stacks_pending:
+        _frame_stacks_pending = False
+        lib.gp_stack_chunks_install()
 
 
 def get_hub() -> Hub:
