@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from greenpatch import GreenletExit, get_hub
 from greenpatch.hub.greenlet import Greenlet
 from greenpatch.hub.hub import resume
+from greenpatch.hub.loop import TimerHandle
 
 EXAMPLES = int(os.environ.get("GREENPATCH_HYPOTHESIS_EXAMPLES", "100"))
 
@@ -42,7 +43,7 @@ def run_callbacks(count: int) -> None:
 
 def due_timers() -> bool:
     """Whether a timer moved into the past by ``expire_timer_of`` has yet to fire."""
-    return any(not handle.cancelled and deadline <= 0 for deadline, _, handle in loop_timers())
+    return any(deadline <= 0 for deadline, _ in loop_timers())
 
 
 def run_due_timers() -> None:
@@ -69,12 +70,20 @@ def settle(limit: int = 200) -> None:
     raise AssertionError(f"the hub never settled: {len(callbacks)} callbacks keep coming")
 
 
-def loop_timers() -> list[tuple[float, int, Any]]:
-    return get_hub().loop._timers
+def loop_timers() -> list[tuple[float, Any]]:
+    """``(deadline, target)`` of every live timer (a TimerHandle or a sleeping greenlet)."""
+    return list(get_hub().loop.pending_timers())
 
 
 def live_timer_count() -> int:
-    return sum(not handle.cancelled for _, _, handle in loop_timers())
+    return len(loop_timers())
+
+
+def cancel_expired_timers() -> None:
+    """Cancel the timers that ``expire_timer_of`` moved into the past and nothing fired."""
+    for deadline, target in loop_timers():
+        if deadline <= 0 and isinstance(target, TimerHandle):
+            target.cancel()
 
 
 def expire_timer_of(task: Greenlet) -> bool:
@@ -82,13 +91,13 @@ def expire_timer_of(task: Greenlet) -> bool:
 
     Waits arm a timer whose callback is the worker's ``switch`` or takes its resume
     token (``call_later(timeout, _expire, [worker])``); the timer
-    stays in the heap, so the waiter can still cancel it, exactly as when time
+    stays pending, so the waiter can still cancel it, exactly as when time
     runs out on its own.
     """
     worker = task._worker
     if worker is None:
         return False
-    heap = loop_timers()
+    heap = get_hub().loop._timers
     for index, (_, seq, handle) in enumerate(heap):
         if handle.cancelled:
             continue

@@ -42,9 +42,9 @@ from tests.hub._models import (
     EXAMPLES,
     LONG_TIMEOUT,
     ActorMachine,
+    cancel_expired_timers,
     expire_timer_of,
     live_timer_count,
-    loop_timers,
     settle,
 )
 
@@ -229,9 +229,7 @@ class EventModel(ActorMachine):
             try:
                 settle()
             finally:
-                for _, _, handle in loop_timers():
-                    if handle.deadline <= 0:
-                        handle.cancel()
+                cancel_expired_timers()
 
 
 EventModel.TestCase.settings = settings(

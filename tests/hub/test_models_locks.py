@@ -52,9 +52,9 @@ from tests.hub._models import (
     EXAMPLES,
     LONG_TIMEOUT,
     ActorMachine,
+    cancel_expired_timers,
     expire_timer_of,
     live_timer_count,
-    loop_timers,
     settle,
 )
 
@@ -172,9 +172,7 @@ class _Machine(ActorMachine):
             try:
                 settle()
             finally:
-                for _, _, handle in loop_timers():
-                    if handle.deadline <= 0:
-                        handle.cancel()
+                cancel_expired_timers()
 
     def check_nothing_left(self) -> None:
         raise NotImplementedError

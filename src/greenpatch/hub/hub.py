@@ -33,7 +33,7 @@ from greenlet import greenlet as RawGreenlet
 
 import greenpatch.hub.loop as _loop_module
 from greenpatch.hub._libev import lib
-from greenpatch.hub.loop import CallbackQueue, Loop, resume
+from greenpatch.hub.loop import WOKEN, CallbackQueue, Loop, resume
 from greenpatch.hub.watchers import Watcher
 
 __all__ = [
@@ -286,20 +286,27 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
                 token.clear()  # never resume us later by mistake
                 raise
             return
-        timer = self.loop.call_later(seconds, getcurrent().switch)
-        if not ref:
+        current = getcurrent()
+        loop = self.loop
+        # Only the loop's timer resumes us with WOKEN: a stray resume (a bug
+        # elsewhere) must not cut the sleep short.
+        if not ref:  # an unreferenced timer needs a handle to say so
+            timer = loop.call_later(seconds, current.switch, WOKEN)
             timer.ref = False
-        # ``cancelled`` is also set once the timer has fired: a slot read here
-        # instead of the ``pending`` property and a call of ``cancel`` that has
-        # nothing left to do (two Python calls in each of 10,000 sleepers).
-        try:
-            self.switch()
-            while not timer.cancelled:
-                # A stray resume (a bug elsewhere) must not cut the sleep short.
-                self.switch()
-        finally:
-            if not timer.cancelled:
+            try:
+                while self.switch() is not WOKEN:
+                    pass
+            finally:
                 timer.cancel()
+            return
+        # A timer without a handle: one tuple in the heap (see timers.py).
+        key = loop.resume_later(seconds, current)
+        try:
+            while self.switch() is not WOKEN:
+                pass
+        except BaseException:
+            loop.cancel_resume(key)  # still pending: only the timer passes WOKEN
+            raise
 
     # -- life cycle -----------------------------------------------------------
     def join(self, timeout: float | None = None) -> bool:

@@ -11,15 +11,14 @@ An iteration of ``Loop.run_once`` does, in order:
 4. run queued callbacks, up to ``CALLBACK_BUDGET`` of them, so that a pair of
    greenlets yielding to each other forever still lets I/O in.
 
-Python timers (``call_later``) live in a heap here rather than as one libev timer
-each: creating and starting a libev timer costs two cffi crossings and an
-allocation, a heap push costs neither.  They are measured with
-``time.monotonic()``; libev watchers use libev's own clock (``now()``).
+Python timers (``call_later``, ``resume_later``) are the base class
+``PythonTimers`` (``timers.py``): one libev timer is armed for the earliest of
+their deadlines.  They are measured with ``time.monotonic()``; libev watchers
+use libev's own clock (``now()``).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import sys
 import weakref
@@ -31,6 +30,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from greenpatch.hub._libev import ffi, lib
+from greenpatch.hub.timers import WOKEN, ErrorHandler, PythonTimers, TimerHandle
 
 if TYPE_CHECKING:
     from greenpatch.hub._libev import GpLoopPtr
@@ -51,6 +51,7 @@ from greenpatch.hub.watchers import (
 
 __all__ = [
     "READ",
+    "WOKEN",
     "WRITE",
     "AsyncWatcher",
     "CallbackQueue",
@@ -140,8 +141,6 @@ CALLBACK_BUDGET = 1000
 _GIL_HANDOFF_INTERVAL = 0.005
 _GIL_HANDOFF_PAUSE_US = 100
 
-ErrorHandler = Callable[[Any, type[BaseException], BaseException, Any], None]
-
 
 def _print_error(
     context: Any, exc_type: type[BaseException], value: BaseException, tb: Any
@@ -210,57 +209,8 @@ class CallbackQueue(deque):  # type: ignore[type-arg]  # entries: (callback, arg
         return None
 
 
-class TimerHandle:
-    """A pending ``Loop.call_later`` call; ``cancel()`` makes sure it never runs."""
-
-    __slots__ = ("_loop", "_ref", "args", "callback", "cancelled", "deadline")
-
-    def __init__(
-        self, loop: Loop, deadline: float, callback: Callable[..., Any], args: tuple[Any, ...]
-    ):
-        self._loop = loop
-        self.deadline = deadline
-        self.callback = callback
-        self.args = args
-        self.cancelled = False
-        self._ref = True
-
-    def cancel(self) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            self.callback = None  # type: ignore[assignment]  # release references early
-            self.args = ()
-            if not self._ref:
-                self._loop._unref_timers -= 1
-            self._loop._timer_cancelled()
-
-    @property
-    def ref(self) -> bool:
-        """False: this timer alone does not keep the loop alive (it still fires)."""
-        return self._ref
-
-    @ref.setter
-    def ref(self, value: bool) -> None:
-        value = bool(value)
-        if value != self._ref and not self.cancelled:
-            self._loop._unref_timers += -1 if value else 1
-        self._ref = value
-
-    @property
-    def pending(self) -> bool:
-        return not self.cancelled and self.callback is not None
-
-    def __repr__(self) -> str:
-        state = "cancelled" if self.cancelled else f"due in {self.deadline - monotonic():.3f}s"
-        return f"<TimerHandle {state} {self.callback!r}>"
-
-
-_new_timer_handle = object.__new__
-_heappush = heapq.heappush
-
-
-class Loop:
-    """An ``ev_loop`` with its watchers, a callback queue and a timer heap.
+class Loop(PythonTimers):
+    """An ``ev_loop`` with its watchers, a callback queue and Python timers.
 
     ``Loop(default=True)`` wraps libev's default loop (the only one that can watch
     children); each other ``Loop()`` owns a fresh ``ev_loop`` and frees it on
@@ -292,8 +242,7 @@ class Loop:
         self._active: dict[int, Watcher] = {}
         self._ids = itertools.count(1)
         self._callbacks = CallbackQueue()
-        self._timers: list[tuple[float, int, TimerHandle]] = []
-        self._timer_seq = itertools.count()
+        self._init_timers()
         self._before_poll: list[Callable[[], None]] = []
         self._next_handoff = 0.0  # see "GIL hand-off"
         #: ``before_poll(call)``: call ``call()`` once, right before the loop next
@@ -305,8 +254,6 @@ class Loop:
         #: ``call`` must not block, raise, or ask for another call.  (The list's
         #: own ``append``, bound once: it is called at nearly every wake-up.)
         self.before_poll: Callable[[Callable[[], None]], None] = self._before_poll.append
-        self._cancelled_timers = 0
-        self._unref_timers = 0
         self._stop_requested = False
         # Callbacks (and, through Hub.switch, direct greenlet hand-offs) left in
         # this iteration before I/O must be polled again; reset per iteration.
@@ -374,11 +321,6 @@ class Loop:
         return len(self._callbacks)
 
     @property
-    def live_timers(self) -> int:
-        """Timers of ``call_later`` neither fired nor cancelled (for leak checks)."""
-        return len(self._timers) - self._cancelled_timers
-
-    @property
     def started_watchers(self) -> int:
         """libev watchers started through this object and not stopped (for leak checks)."""
         return len(self._active)
@@ -424,71 +366,6 @@ class Loop:
             if ptr is not None:
                 lib.gp_wake(ptr)
 
-    def call_later(self, seconds: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
-        """Run ``callback(*args)`` after ``seconds`` (monotonic clock); returns a handle."""
-        deadline = monotonic() + seconds
-        # TimerHandle.__init__, inline: one Python call less per sleep and timeout.
-        handle = _new_timer_handle(TimerHandle)
-        handle._loop = self
-        handle.deadline = deadline
-        handle.callback = callback
-        handle.args = args
-        handle.cancelled = False
-        handle._ref = True
-        _heappush(self._timers, (deadline, next(self._timer_seq), handle))
-        return handle
-
-    def _timer_cancelled(self) -> None:
-        self._cancelled_timers += 1
-        # Lazy deletion, compacted once most of the heap is dead, so that many
-        # started-and-cancelled timeouts cost neither memory nor heap depth.
-        if self._cancelled_timers > 256 and self._cancelled_timers * 2 > len(self._timers):
-            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
-            heapq.heapify(self._timers)
-            self._cancelled_timers = 0
-
-    def _run_due_timers(self) -> bool:
-        """Run the timers that are due; return whether any ran."""
-        now = monotonic()
-        pop = heapq.heappop
-        ran = False
-        while True:
-            # Read again each time: a callback that cancels many timers compacts
-            # the heap into a new list and resets the cancelled count for it.
-            # Popping on from the old list would fire due entries the new list
-            # still holds; they then count there as cancelled ones the count never
-            # saw, it drifts below zero, and the loop believes in phantom timers
-            # (never LoopExit, a busy loop instead of a block).
-            timers = self._timers
-            if not timers or timers[0][0] > now:
-                break
-            handle = pop(timers)[2]
-            if handle.cancelled:
-                self._cancelled_timers -= 1
-                continue
-            if not handle._ref:
-                self._unref_timers -= 1
-            callback, args = handle.callback, handle.args
-            # Mark it done (not cancelled) so cancel() afterwards is harmless.
-            handle.callback = None  # type: ignore[assignment]
-            handle.args = ()
-            handle.cancelled = True
-            ran = True
-            try:
-                callback(*args)
-            except Exception:
-                self.error_handler(callback, *sys.exc_info())
-        return ran
-
-    def _next_timeout(self) -> float:
-        timers = self._timers
-        while timers and timers[0][2].cancelled:
-            heapq.heappop(timers)
-            self._cancelled_timers -= 1
-        if not timers:
-            return -1.0
-        return max(timers[0][0] - monotonic(), 0.0)
-
     def _run_callbacks(self) -> None:
         callbacks = self._callbacks
         popleft = callbacks.popleft
@@ -523,8 +400,9 @@ class Loop:
             for call in calls:
                 call()
             calls.clear()
-        live_timers = len(self._timers) - self._cancelled_timers
-        wake_ref = 1 if live_timers > self._unref_timers else 0
+        live_handles = len(self._timers) - self._cancelled_timers
+        live_resumes = len(self._resumes) - len(self._cancelled_resumes)
+        wake_ref = 1 if live_resumes or live_handles > self._unref_timers else 0
         self.polling = True
         alive = lib.gp_run_once(ptr, timeout, wake_ref, pause_us)
         self.polling = False
@@ -537,7 +415,7 @@ class Loop:
         if ptr.npending:
             self._dispatch(ptr)
             ran = True
-        if self._timers:
+        if self._timers or self._resumes:
             ran = self._run_due_timers() or ran
         if self._callbacks:
             self._run_callbacks()
@@ -547,6 +425,7 @@ class Loop:
             or ran
             or self._callbacks
             or len(self._timers) > self._cancelled_timers + self._unref_timers
+            or len(self._resumes) > len(self._cancelled_resumes)
         )
 
     def run(self) -> None:
@@ -612,16 +491,9 @@ class Loop:
             if not watcher.process_wide:
                 watcher.stop()
         self._callbacks.clear()
-        for entry in self._timers:
-            # Marked done, not merely dropped: a late cancel() by a greenlet that
-            # is finalised later must not count a timer the heap no longer holds.
-            handle = entry[2]
-            handle.cancelled = True
-            handle.callback = None  # type: ignore[assignment]
-            handle.args = ()
-        self._timers.clear()
-        self._cancelled_timers = 0
-        self._unref_timers = 0
+        # Handles are marked done: a late cancel() by a greenlet that is
+        # finalised later finds nothing to take back.
+        self._drop_timers()
 
     def reinit(self) -> None:
         """Call in a forked child: libev re-creates its kernel state (``ev_loop_fork``)."""
@@ -636,9 +508,7 @@ class Loop:
         for watcher in list(self._active.values()):
             watcher.stop()
         self._callbacks.clear()
-        self._timers.clear()
-        self._cancelled_timers = 0
-        self._unref_timers = 0
+        self._drop_timers()
         with self._wake_lock:
             ptr, self._ptr = self._ptr, None
         lib.gp_loop_free(ptr)
@@ -657,7 +527,7 @@ class Loop:
         kind = "default" if self.default else "own"
         return (
             f"<Loop {kind} {self.backend} active={len(self._active)} "
-            f"callbacks={len(self._callbacks)} timers={len(self._timers) - self._cancelled_timers}>"
+            f"callbacks={len(self._callbacks)} timers={self.live_timers}>"
         )
 
     # -- watcher factories ----------------------------------------------------
