@@ -299,7 +299,8 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             finally:
                 timer.cancel()
             return
-        # A timer without a handle: one tuple in the heap (see timers.py).
+        # A timer without a handle: one tuple in the heap (see timers.py).  The
+        # module-level sleep() repeats these lines (one Python call less).
         key = loop.resume_later(seconds, current)
         try:
             while self.switch() is not WOKEN:
@@ -576,7 +577,18 @@ def sleep(seconds: float = 0, ref: bool = True) -> None:
             token.clear()  # never resume us later by mistake
             raise
         return
-    hub.sleep(seconds, ref)
+    if not ref:
+        hub.sleep(seconds, ref)
+        return
+    # Hub.sleep's timed path, without its frame (the comments are there).
+    loop = hub.loop
+    key = loop.resume_later(seconds, getcurrent())
+    try:
+        while hub.switch() is not WOKEN:
+            pass
+    except BaseException:
+        loop.cancel_resume(key)
+        raise
 
 
 def idle(priority: int = 0) -> None:
