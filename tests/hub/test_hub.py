@@ -262,6 +262,9 @@ def test_each_greenlet_starts_with_a_fresh_context():
     assert spawn(setter).get() == "leaked?"
     # The second task may run on the same reused worker: it must not see the value.
     assert spawn(reader).get() == "unset"
+    # Queued back to back, the second runs in place on the worker of the first.
+    first, second = spawn(setter), spawn(reader)
+    assert (first.get(), second.get()) == ("leaked?", "unset")
 
 
 def test_hubs_in_two_os_threads_run_at_once():

@@ -103,16 +103,19 @@ def _worker_main() -> None:
     hub = worker.parent
     callbacks = hub.loop._callbacks
     idle = hub.module_state[_IDLE_WORKERS]
+    # Each task gets a fresh contextvars context: a new worker starts with an
+    # empty one (gr_context None), a worker that ran a task is reset when it
+    # takes the next one.
     while True:
         if task._state == _SCHEDULED:
             worker.task = task
-            worker.gr_context = None  # a fresh contextvars context per task
             task._execute(worker)
             worker.task = None
         # Run the next queued task in place when it is next in line anyway
         # (CallbackQueue.pop_head_args_if, inline: a Python call less per task).
         if callbacks and callbacks[0][0] is _start_task:
             task = callbacks.popleft()[1][1]
+            worker.gr_context = None
             continue
         if len(idle) >= MAX_IDLE_WORKERS:
             return  # let this worker die; its parent (the hub) resumes
@@ -125,6 +128,7 @@ def _worker_main() -> None:
         while not isinstance(task, Greenlet):
             # A stray resume (nothing should send one): stay parked.
             task = hub.switch()
+        worker.gr_context = None
 
 
 class Greenlet:
