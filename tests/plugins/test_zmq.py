@@ -502,6 +502,12 @@ def test_context_makes_cooperative_sockets_and_has_its_own_instance(ctx: Any) ->
     sock.close()
 
 
+def test_the_classes_stay_generic_as_pyzmqs_are() -> None:
+    # zmq.asyncio subclasses zmq.Socket[Future] -- this class, once patched.
+    assert Socket[bytes] is not None
+    assert Context[Socket[bytes]] is not None
+
+
 def test_a_cooperative_shadow_of_a_plain_socket_waits_on_the_hub(ticker: Ticker) -> None:
     plain_ctx = zmq.Context()
     try:

@@ -129,6 +129,32 @@ print(plain is not zmq.Context, zmq.Context is greenpatch.zmq.Context)
     assert run_script(script) == "True True"
 
 
+def test_zmq_asyncio_builds_on_the_cooperative_classes_and_works() -> None:
+    out = _run(
+        """
+import asyncio
+import zmq, zmq.asyncio
+import greenpatch.zmq
+
+async def main():
+    context = zmq.asyncio.Context()
+    server = context.socket(zmq.PAIR)
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    client = context.socket(zmq.PAIR)
+    client.connect(f"tcp://127.0.0.1:{port}")
+    await client.send(b"hi")
+    print((await server.recv()).decode())
+    client.close()
+    server.close()
+    context.term()
+
+asyncio.run(main())
+print(issubclass(zmq.asyncio.Socket, greenpatch.zmq.Socket))
+"""
+    )
+    assert out.splitlines() == ["hi", "True"]
+
+
 def test_a_tracked_zero_copy_send_completes_under_patching() -> None:
     # pyzmq learns that libzmq is done with a zero-copy buffer through its
     # garbage-collector thread -- a green thread here, receiving on a socket

@@ -103,6 +103,10 @@ __implements__ = ["Context", "Socket", "Poller", "select"]
 __all__ = ["Context", "Poller", "Socket", "select"]
 
 T = TypeVar("T")
+# Both classes stay generic, as pyzmq's are: code written against pyzmq
+# subscripts them (zmq.asyncio's Socket is ``zmq.Socket[Future]``).
+_ReturnT_co = TypeVar("_ReturnT_co", covariant=True)
+_SocketT_co = TypeVar("_SocketT_co", bound="Socket[Any]", covariant=True)
 
 _POLLIN: int = zmq.POLLIN
 _POLLOUT: int = zmq.POLLOUT
@@ -268,7 +272,7 @@ def _hub_to_wait_in() -> Hub | None:
     return None if getcurrent() is hub else hub
 
 
-class Socket(_PyzmqSocket[Any]):
+class Socket(_PyzmqSocket[_ReturnT_co]):
     """``zmq.Socket`` whose blocking calls wait on the hub (see the module docstring).
 
     Every blocking form cooperates: ``send``/``recv`` (``copy=False``,
@@ -290,7 +294,7 @@ class Socket(_PyzmqSocket[Any]):
             kwargs["shadow"] = args[0]
             args = (None, *args[1:])
         shadow = kwargs.get("shadow")
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[misc]  # pyzmq types self per overload
         if isinstance(shadow, _PyzmqSocket) and self.context is None:
             self.context = shadow.context
 
@@ -409,11 +413,11 @@ class Socket(_PyzmqSocket[Any]):
         super().close(linger)
 
 
-class Context(_PyzmqContext[Socket]):
+class Context(_PyzmqContext[_SocketT_co]):
     """``zmq.Context`` whose ``socket()`` makes cooperative sockets and whose ``term()``
     lets the greenlets that own its sockets run (see the module docstring)."""
 
-    _socket_class = Socket
+    _socket_class = Socket  # type: ignore[assignment]  # as pyzmq declares its own
     # Not pyzmq's: ``instance()`` must not hand back a plain Context made before patching.
     _instance: Any = None
     _instance_pid: int | None = None
