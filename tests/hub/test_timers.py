@@ -48,6 +48,19 @@ def test_handles_and_sleeping_greenlets_due_together_fire_in_deadline_order(loop
     assert loop.live_timers == 0
 
 
+def test_sleeps_added_out_of_deadline_order_still_fire_in_deadline_order(loop):
+    # Resumes that come in deadline order queue up in a FIFO, the others go to
+    # a heap: both, and the handles, are merged when they come due.
+    seen: list[object] = []
+    for name, delay in [("c", 0.003), ("a", 0.001), ("d", 0.004), ("b", 0.002)]:
+        loop.resume_later(delay, _recorder(seen, name))
+    loop.call_later(0.0025, seen.append, ("handle", True))
+    time.sleep(0.01)
+    loop.run_once(block=False)
+    assert seen == [("a", True), ("b", True), ("handle", True), ("c", True), ("d", True)]
+    assert loop.live_timers == 0
+
+
 def test_a_cancelled_resume_never_switches_and_stops_counting(loop):
     seen: list[object] = []
     glet = _recorder(seen, "cancelled")
@@ -76,13 +89,14 @@ def test_a_pending_resume_keeps_the_loop_alive_until_it_fires(loop):
 def test_killed_sleepers_leave_no_live_timer_and_their_entries_are_compacted():
     loop = get_hub().loop
     before = loop.live_timers
-    sleepers = [spawn(sleep, 3600) for _ in range(600)]
+    # Durations that shrink and grow: entries in the FIFO and in the heap.
+    sleepers = [spawn(sleep, 3600 + (n % 7) - (n % 3)) for n in range(600)]
     sleep(0)  # every one of them is asleep
     assert loop.live_timers == before + 600
     greenpatch.killall(sleepers)
     assert loop.live_timers == before
     # Deleted lazily, but not kept for the hour the sleeps would have lasted.
-    assert len(loop._resumes) < 600
+    assert len(loop._resume_run) + len(loop._resumes) < 600
 
 
 def test_a_stray_switch_into_a_sleeping_greenlet_does_not_end_its_sleep():

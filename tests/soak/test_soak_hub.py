@@ -48,7 +48,7 @@ def assert_timers_back(loop: Loop, before: dict[str, int]) -> None:
         sleep(0)  # queued wake-ups and cancellations run
     assert timer_state(loop) == before
     live = before["live timers"]
-    dead = len(loop._timers) + len(loop._resumes) - live
+    dead = len(loop._timers) + len(loop._resume_run) + len(loop._resumes) - live
     assert dead <= LAZY_DELETION_SLACK + live, f"{dead} dead entries linger in the timer heaps"
 
 

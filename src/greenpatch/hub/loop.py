@@ -401,7 +401,7 @@ class Loop(PythonTimers):
                 call()
             calls.clear()
         live_handles = len(self._timers) - self._cancelled_timers
-        live_resumes = len(self._resumes) - len(self._cancelled_resumes)
+        live_resumes = len(self._resume_run) + len(self._resumes) - len(self._cancelled_resumes)
         wake_ref = 1 if live_resumes or live_handles > self._unref_timers else 0
         self.polling = True
         alive = lib.gp_run_once(ptr, timeout, wake_ref, pause_us)
@@ -415,7 +415,7 @@ class Loop(PythonTimers):
         if ptr.npending:
             self._dispatch(ptr)
             ran = True
-        if self._timers or self._resumes:
+        if self._timers or self._resume_run or self._resumes:
             ran = self._run_due_timers() or ran
         if self._callbacks:
             self._run_callbacks()
@@ -425,7 +425,7 @@ class Loop(PythonTimers):
             or ran
             or self._callbacks
             or len(self._timers) > self._cancelled_timers + self._unref_timers
-            or len(self._resumes) > len(self._cancelled_resumes)
+            or len(self._resume_run) + len(self._resumes) > len(self._cancelled_resumes)
         )
 
     def run(self) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import sys
+from collections import deque
 from collections.abc import Iterator
 from time import monotonic
 from typing import Any, Callable
@@ -116,9 +117,12 @@ class PythonTimers:
         self._cancelled_timers = 0
         #: Live handles whose ``ref`` is False.
         self._unref_timers = 0
-        #: ``resume_later``: a heap of ``(deadline, seq, greenlet)``.
+        #: ``resume_later``: ``(deadline, seq, greenlet)`` entries, in a FIFO
+        #: while their deadlines come in order (sleeps of one duration do), in
+        #: a heap for those that come earlier than the FIFO's last.
+        self._resume_run: deque[tuple[float, int, Any]] = deque()
         self._resumes: list[tuple[float, int, Any]] = []
-        #: The ``seq`` of each cancelled entry still in ``_resumes``.
+        #: The ``seq`` of each cancelled entry still in one of them.
         self._cancelled_resumes: set[int] = set()
         #: Shared by both heaps: the order of timers due at the same instant.
         self._timer_seq = itertools.count()
@@ -129,6 +133,7 @@ class PythonTimers:
         return (
             len(self._timers)
             - self._cancelled_timers
+            + len(self._resume_run)
             + len(self._resumes)
             - len(self._cancelled_resumes)
         )
@@ -156,17 +161,27 @@ class PythonTimers:
         Always counts as a reason for the loop to stay alive.
         """
         seq = next(self._timer_seq)
-        _heappush(self._resumes, (monotonic() + seconds, seq, glet))
+        deadline = monotonic() + seconds
+        run = self._resume_run
+        if not run or deadline >= run[-1][0]:
+            run.append((deadline, seq, glet))  # no comparisons to pay, in or out
+        else:
+            _heappush(self._resumes, (deadline, seq, glet))
         return seq
 
     def cancel_resume(self, key: int) -> None:
         """Take back a pending ``resume_later`` timer (deleted lazily, like handles)."""
         cancelled = self._cancelled_resumes
         cancelled.add(key)
-        if len(cancelled) > 256 and len(cancelled) * 2 > len(self._resumes):
-            self._resumes = [entry for entry in self._resumes if entry[1] not in cancelled]
-            heapq.heapify(self._resumes)
-            cancelled.clear()
+        if len(cancelled) > 256 and len(cancelled) * 2 > len(self._resume_run) + len(self._resumes):
+            self._compact_resumes()
+
+    def _compact_resumes(self) -> None:
+        cancelled = self._cancelled_resumes
+        self._resume_run = deque(entry for entry in self._resume_run if entry[1] not in cancelled)
+        self._resumes = [entry for entry in self._resumes if entry[1] not in cancelled]
+        heapq.heapify(self._resumes)
+        cancelled.clear()
 
     def _timer_cancelled(self) -> None:
         self._cancelled_timers += 1
@@ -189,28 +204,36 @@ class PythonTimers:
             # saw, it drifts below zero, and the loop believes in phantom timers
             # (never LoopExit, a busy loop instead of a block).
             timers = self._timers
+            run = self._resume_run
             resumes = self._resumes
-            # The earlier of the two heads goes first (seq breaks a tie).
-            if (
-                resumes
-                and resumes[0][0] <= now
-                and (
+            if run or resumes:
+                # The earliest resume: the FIFO's head or the heap's (seq breaks
+                # a tie); it goes first if it is due and before the first handle.
+                head = run[0] if run else resumes[0]
+                if run and resumes:
+                    other = resumes[0]
+                    if other[0] < head[0] or (other[0] == head[0] and other[1] < head[1]):
+                        head = other
+                if head[0] <= now and (
                     not timers
-                    or resumes[0][0] < timers[0][0]
-                    or (resumes[0][0] == timers[0][0] and resumes[0][1] < timers[0][1])
-                )
-            ):
-                _, seq, glet = _heappop(resumes)
-                cancelled = self._cancelled_resumes
-                if cancelled and seq in cancelled:
-                    cancelled.discard(seq)
+                    or head[0] < timers[0][0]
+                    or (head[0] == timers[0][0] and head[1] < timers[0][1])
+                ):
+                    if run and head is run[0]:
+                        run.popleft()
+                    else:
+                        _heappop(resumes)
+                    _, seq, glet = head
+                    cancelled = self._cancelled_resumes
+                    if cancelled and seq in cancelled:
+                        cancelled.discard(seq)
+                        continue
+                    ran = True
+                    try:
+                        glet.switch(WOKEN)
+                    except Exception:
+                        self.error_handler(glet, *sys.exc_info())
                     continue
-                ran = True
-                try:
-                    glet.switch(WOKEN)
-                except Exception:
-                    self.error_handler(glet, *sys.exc_info())
-                continue
             if not timers or timers[0][0] > now:
                 break
             handle = _heappop(timers)[2]
@@ -237,17 +260,17 @@ class PythonTimers:
         while timers and timers[0][2].cancelled:
             _heappop(timers)
             self._cancelled_timers -= 1
+        run = self._resume_run
         resumes = self._resumes
         cancelled = self._cancelled_resumes
+        while run and run[0][1] in cancelled:
+            cancelled.discard(run.popleft()[1])
         while resumes and resumes[0][1] in cancelled:
             cancelled.discard(_heappop(resumes)[1])
-        if timers:
-            deadline = min(timers[0][0], resumes[0][0]) if resumes else timers[0][0]
-        elif resumes:
-            deadline = resumes[0][0]
-        else:
+        heads = [queue[0][0] for queue in (timers, run, resumes) if queue]
+        if not heads:
             return -1.0
-        return max(deadline - monotonic(), 0.0)
+        return max(min(heads) - monotonic(), 0.0)
 
     def pending_timers(self) -> Iterator[tuple[float, Any]]:
         """``(deadline, target)`` for every live timer, in no particular order.
@@ -259,7 +282,7 @@ class PythonTimers:
             if not handle.cancelled:
                 yield deadline, handle
         cancelled = self._cancelled_resumes
-        for deadline, seq, glet in list(self._resumes):
+        for deadline, seq, glet in [*self._resume_run, *self._resumes]:
             if seq not in cancelled:
                 yield deadline, glet
 
@@ -273,5 +296,6 @@ class PythonTimers:
         self._timers.clear()
         self._cancelled_timers = 0
         self._unref_timers = 0
+        self._resume_run.clear()
         self._resumes.clear()
         self._cancelled_resumes.clear()
