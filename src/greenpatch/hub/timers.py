@@ -7,29 +7,35 @@ for the earliest deadline.  Deadlines are ``time.monotonic()`` values.
 
 The layout
 ----------
-Two heaps of ``(deadline, seq, target)`` entries, ``seq`` breaking ties in
-the order timers were added (one counter for both):
+Entries are ``(deadline, seq, target)`` tuples, ``seq`` breaking ties in the
+order timers were added (one counter for all):
 
-* ``_timers``: ``call_later``'s ``TimerHandle`` objects.  A cancelled handle
-  says so and stays in the heap until it comes up, or until most of the heap is
-  dead and it is compacted.
-* ``_resumes``: greenlets to switch to, passing ``WOKEN`` (``resume_later``,
-  what ``Hub.sleep`` uses).  A cancelled entry is known by its ``seq`` in
-  ``_cancelled_resumes``, and compacted likewise.
+* ``_timers``: a heap of ``call_later``'s ``TimerHandle`` objects.  A
+  cancelled handle says so and stays in the heap until it comes up, or until
+  most of the heap is dead and it is compacted.
+* ``_resume_run`` and ``_resumes``: greenlets to switch to, passing ``WOKEN``
+  (``resume_later``, what ``Hub.sleep`` uses).  An entry whose deadline is not
+  earlier than the last one in the ``_resume_run`` FIFO is appended to it (so
+  it stays in deadline order); any other goes to the ``_resumes`` heap.  A
+  cancelled entry is known by its ``seq`` in ``_cancelled_resumes``, and
+  compacted likewise.
 
-``_run_due_timers`` takes from both in deadline order.
+``_run_due_timers`` takes from the three in deadline order.
 
-Why a heap of bare greenlets: a sleep then costs one tuple.  With a
-``TimerHandle`` per sleep and a bound ``switch`` method as its callback, it
-cost three objects, and 10,000 sleeping greenlets spent a tenth of their time
-in the garbage collector (7% fewer instructions for 10,000 sleepers, 4-8% less
-time).  A heap of their own keeps the handles' paths as they were: in one heap
-every entry needs a test of its kind, which made started-and-cancelled
-timeouts 5% dearer.  Rejected: a heap of bare deadlines with a dict of what is
-due when (float comparisons are cheaper than tuple ones, but hashing the
-deadline to add, cancel and fire a timer cost more than that saved), and one
-FIFO per distinct duration (most sleeps share a few durations, but a timeout
-computed from a deadline would make a FIFO of its own).
+Why: a sleep costs one tuple, and usually no comparison.  With a
+``TimerHandle`` per sleep and a bound ``switch`` method as its callback it cost
+three objects, and 10,000 sleeping greenlets spent a tenth of their time in the
+garbage collector (7% fewer instructions for 10,000 sleepers, 4-8% less time);
+in a heap, each push and pop paid a tuple comparison per level (the FIFO took
+10% more off, since sleeps of one duration always come in deadline order).
+The handles keep a heap of their own so that their paths stay as they were: in
+one heap every entry needs a test of its kind, which made started-and-
+cancelled timeouts 5% dearer.  Rejected: a heap of bare deadlines with a dict
+of what is due when (float comparisons are cheaper than tuple ones, but hashing
+the deadline to add, cancel and fire a timer cost more than that saved), and
+one FIFO per distinct duration (a timeout computed from a deadline would make a
+FIFO of its own; the one FIFO plus a heap costs nothing when sleeps come out of
+order).
 """
 
 from __future__ import annotations
