@@ -172,9 +172,10 @@ class CallbackQueue(deque):  # type: ignore[type-arg]  # entries: (callback, arg
     resume entry ``(resume, token)``.  Anyone may ``append`` an entry (a C call:
     this is the hottest path of the scheduler, hence a ``deque`` and not a
     method that builds the tuple); only the methods below look *into* entries,
-    so that the layout is known here, with one exception: ``Hub.switch`` makes
-    the test of ``head_resume`` inline, as it runs on every wait and a method
-    call there costs 4% of a ``sleep(0)``.
+    so that the layout is known here, with two exceptions that run too often
+    for a method call: ``Hub.switch`` (every wait) makes the test of
+    ``head_resume`` inline (a call there cost 4% of a ``sleep(0)``), and the
+    worker loop in ``greenlet.py`` (every task) that of ``pop_head_args_if``.
 
     Rejected: a queue of small objects with a ``run()`` method; each queued
     call would cost an allocation and an attribute lookup more, and
