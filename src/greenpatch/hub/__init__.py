@@ -6,15 +6,7 @@ Nothing here imports the patcher, the harness or the reports (a test checks).
 from typing import Any
 
 from greenpatch.hub.event import AsyncResult, Event
-from greenpatch.hub.greenlet import (
-    Greenlet,
-    iwait,
-    joinall,
-    killall,
-    spawn,
-    spawn_later,
-    wait,
-)
+from greenpatch.hub.greenlet import Greenlet, spawn, spawn_later
 from greenpatch.hub.hub import (
     BlockingSwitchOutError,
     ConcurrentObjectUseError,
@@ -42,6 +34,7 @@ from greenpatch.hub.queue import (
 from greenpatch.hub.signal import signal_handler
 from greenpatch.hub.threadpool import ThreadPool, get_threadpool
 from greenpatch.hub.timeout import Timeout, with_timeout
+from greenpatch.hub.waiting import iwait, joinall, killall, wait
 
 
 def __getattr__(name: str) -> Any:
