@@ -2,11 +2,16 @@
 
 Prints the port it listens on (a line), then serves until SIGTERM.  Every
 implementation serves the same thing: echo back what it receives, or a WSGI
-"Hello, World!" with a Content-Length and no access log.
+"Hello, World!" with a Content-Length and no access log.  The greenlet servers
+(greenpatch's ``StreamServer``, gevent's, eventlet's ``serve``) run the same
+idiomatic handler, ``while data := sock.recv(65536): sock.sendall(data)``;
+``selectors`` is a plain-Python loop over non-blocking sockets, the floor for
+Python code (its C twin is ``bench_server_cserver.c``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -19,6 +24,13 @@ ADDRESS = ("127.0.0.1", 0)
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
     return [BODY]
+
+
+def echo(sock: Any, address: Any) -> None:
+    """The echo handler of the greenlet servers (greenpatch, gevent, eventlet):
+    what a user writes, the same code for all three."""
+    while data := sock.recv(65536):
+        sock.sendall(data)
 
 
 def listener() -> socket.socket:
@@ -37,14 +49,6 @@ def serve_greenpatch(kind: str) -> None:
     import greenpatch
     from greenpatch.server import StreamServer, WSGIServer
 
-    def echo(sock: Any, address: Any) -> None:
-        recv, sendall = sock.recv, sock.sendall
-        while True:
-            data = recv(65536)
-            if not data:
-                return
-            sendall(data)
-
     server: Any
     if kind == "echo":
         server = StreamServer(ADDRESS, echo)
@@ -61,14 +65,6 @@ def serve_gevent(kind: str, nodelay: bool = False) -> None:
     import gevent.socket
     from gevent.pywsgi import WSGIServer
     from gevent.server import StreamServer
-
-    def echo(sock: Any, address: Any) -> None:
-        recv, sendall = sock.recv, sock.sendall
-        while True:
-            data = recv(65536)
-            if not data:
-                return
-            sendall(data)
 
     server: Any
     if kind == "echo":
@@ -96,14 +92,6 @@ def serve_eventlet(kind: str) -> None:
         eventlet.wsgi.server(sock, wsgi_app, log_output=False, debug=False)
         return
 
-    def echo(conn: Any, address: Any) -> None:
-        recv, sendall = conn.recv, conn.sendall
-        while True:
-            data = recv(65536)
-            if not data:
-                return
-            sendall(data)
-
     eventlet.serve(sock, echo)
 
 
@@ -122,7 +110,9 @@ def serve_asyncio(kind: str, use_uvloop: bool) -> None:
     async def main() -> None:
         server = await asyncio.start_server(echo, sock=listener())
         announce(server.sockets[0].getsockname()[1])
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
+        # SIGTERM ends the process at once, as it does the other servers (a
+        # graceful close waited for the client's connections to end first).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, os._exit, 0)
         async with server:
             try:
                 await server.serve_forever()
@@ -137,8 +127,47 @@ def serve_asyncio(kind: str, use_uvloop: bool) -> None:
         asyncio.run(main())
 
 
-def main() -> None:
-    impl, kind = sys.argv[1], sys.argv[2]
+def serve_selectors(kind: str) -> None:
+    """A plain-Python event loop over ``selectors``: no greenlets, no coroutines.
+
+    The floor for a Python server on this machine: one ``select`` per batch and
+    one ``recv`` and one ``send`` per round trip, nothing else.
+    """
+    import selectors
+
+    if kind != "echo":
+        raise SystemExit("selectors serves echo only")
+    sel = selectors.DefaultSelector()
+    server = listener()
+    server.setblocking(False)
+    sel.register(server, selectors.EVENT_READ)
+    announce(server.getsockname()[1])
+    while True:
+        for key, _ in sel.select():
+            sock = key.fileobj
+            if sock is server:
+                while True:
+                    try:
+                        conn, _address = server.accept()
+                    except BlockingIOError:
+                        break
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ)
+                continue
+            assert isinstance(sock, socket.socket)
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            if data:
+                sock.send(data)  # 1 KiB always fits the socket's buffer here
+            else:
+                sel.unregister(sock)
+                sock.close()
+
+
+def main_for(impl: str, kind: str) -> None:
+    """Serve ``kind`` with ``impl`` until SIGTERM (bench_server_profile.py calls it)."""
     if impl == "greenpatch":
         serve_greenpatch(kind)
     elif impl == "gevent":
@@ -149,8 +178,14 @@ def main() -> None:
         serve_eventlet(kind)
     elif impl in ("asyncio", "uvloop"):
         serve_asyncio(kind, impl == "uvloop")
+    elif impl == "selectors":
+        serve_selectors(kind)
     else:
         raise SystemExit(f"unknown implementation {impl!r}")
+
+
+def main() -> None:
+    main_for(sys.argv[1], sys.argv[2])
 
 
 if __name__ == "__main__":
