@@ -8,9 +8,9 @@ greenlets still waiting.
 
 Wait queues: any number of waiters per descriptor
 -------------------------------------------------
-A socket keeps one ``IoWaitQueue`` per direction (and hub), with one libev io
-watcher under it, however many greenlets wait on that socket.  The watcher is
-active while someone waits.
+A socket keeps one ``IoWaitQueue`` per direction (and hub), itself a libev io
+watcher, however many greenlets wait on that socket.  The watcher is active
+while someone waits.
 When the descriptor becomes ready, the queue wakes its *first* waiter (FIFO),
 switching to it at once; the others stay queued.  libev's watchers are
 level-triggered, so while the descriptor stays ready and others wait, the next
@@ -26,6 +26,10 @@ with threads, on who is first in line when they arrive.
 A waiter leaves the queue however its wait ends -- readiness, its own timeout,
 a kill, the descriptor's close -- and the last one out stops the watcher.  One
 waiter's timeout therefore never stops the watcher another waiter relies on.
+A greenlet woken by readiness usually waits again before it gives the hub
+control back (read, answer, read): the watcher then stays as it is, and is
+stopped only if nobody waits by the time the hub runs again, so an idle socket
+never keeps the loop alive.
 (Rejected: one watcher per waiting greenlet, which is what libev offers
 directly.  It also works, but costs a watcher allocation and several cffi
 crossings per wait, and ten ``accept()``-ers would all wake for each
@@ -100,7 +104,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from greenlet import getcurrent
 
 from greenpatch.hub.hub import Hub, get_hub, get_hub_if_exists, hub_of_this_thread
-from greenpatch.hub.watchers import READ, WRITE, IoWatcher
+from greenpatch.hub.watchers import EV_ERROR, READ, WRITE, IoWatcher
 
 __all__ = [
     "READ",
@@ -163,36 +167,31 @@ def _throw(wait: list[Any], error: TimeoutSpec) -> None:
         glet.throw(SocketTimeout(error) if isinstance(error, str) else error)
 
 
-class IoWaitQueue:
+class IoWaitQueue(IoWatcher):
     """The greenlets of one hub waiting for one descriptor to be ready one way.
 
     ``wait()`` blocks the calling greenlet until its turn comes.  Whoever makes
     a queue owns it and ``close()``-s it when the descriptor goes away (or the
     queue is no longer needed); see the module docstring.
+
+    The queue *is* its libev io watcher (a subclass), active while someone
+    waits: when the loop reports the descriptor ready it calls the queue's own
+    ``_fire``, which switches to the first waiter.  (Rejected: a queue holding
+    a watcher whose callback was the queue's method, the first design.  Every
+    wake-up then went through two Python calls, the watcher's ``_fire`` and the
+    callback, the second nested in C by the ``callback(*args)`` call: one
+    frame more per wake-up, and a deeper C stack for greenlet to copy at the
+    switch that follows.  It also cost a second object per socket direction.)
     """
 
-    __slots__ = (
-        "_stop_later",
-        "_stop_pending",
-        "_waiters",
-        "_watcher",
-        "closed",
-        "events",
-        "fd",
-        "hub",
-    )
+    __slots__ = ("_fd", "_waiters", "hub")
 
     def __init__(self, fd: int, events: int, hub: Hub | None = None) -> None:
-        self.hub = hub if hub is not None else get_hub()
-        self.fd = fd
-        self.events = events
-        self.closed = False
+        hub = hub if hub is not None else get_hub()
+        super().__init__(hub.loop, fd, events)
+        self.hub = hub
+        self._fd = fd  # IoWatcher.fd reads the C struct, which close() frees
         self._waiters: list[list[Any]] = []
-        self._stop_pending = False
-        self._watcher = IoWatcher(self.hub.loop, fd, events)
-        # Bound once: asked for at nearly every wake-up (see _ready).
-        self._stop_later = self.hub.loop.before_poll
-        self._watcher.waiter = self  # how cancel_fd_waits finds the queue
 
     # -- waiting ---------------------------------------------------------------
     def wait(self, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out") -> None:
@@ -203,19 +202,27 @@ class IoWaitQueue:
         descriptor turns out to be closed, ``SocketClosedError`` when it is
         closed through ``cancel_fd_waits`` meanwhile.
         """
-        if self.closed:
+        if self._c is None:
             raise SocketClosedError()
         wait = [getcurrent()]
-        self._join(wait)
-        hub = self.hub
-        timer = None if timeout is None else hub.loop.call_later(timeout, _throw, wait, timeout_exc)
-        try:
-            hub.switch()
-        except BaseException:
-            self._leave(wait)
-            raise
-        finally:
-            if timer is not None:
+        self._waiters.append(wait)
+        if not self._id:
+            self.start(self._fire, 0)
+        if timeout is None:
+            # The hot path of every server (read, answer, wait): no timer.
+            try:
+                self.hub.switch()
+            except BaseException:
+                self._leave(wait)
+                raise
+        else:
+            timer = self.hub.loop.call_later(timeout, _throw, wait, timeout_exc)
+            try:
+                self.hub.switch()
+            except BaseException:
+                self._leave(wait)
+                raise
+            finally:
                 timer.cancel()
         if wait[0] is not None:
             # Resumed by someone else (a stray switch): a spurious wake-up, which
@@ -223,16 +230,19 @@ class IoWaitQueue:
             self._leave(wait)
 
     def _join(self, wait: list[Any]) -> None:
+        """Put ``wait`` (a token) in line, for a caller that switches away itself."""
         self._waiters.append(wait)
-        watcher = self._watcher
-        if not watcher._id:
-            watcher.start(self._ready)
+        if not self._id:
+            self.start(self._fire, 0)
 
-    def _ready(self) -> None:
-        """The watcher's callback: wake the first waiter still waiting."""
-        watcher = self._watcher
-        if watcher.error:
-            self._end_all(_bad_descriptor(self.fd))
+    def _fire(self, revents: int) -> None:
+        """The loop found the descriptor ready: wake the first waiter still waiting."""
+        if revents & EV_ERROR:
+            # libev (or the glue's check of closed descriptors) stopped the
+            # watcher already; say so on this side too (as IoWatcher does).
+            self.error = True
+            self.stop()
+            self._end_all(_bad_descriptor(self._fd))
             return
         waiters = self._waiters
         while waiters:
@@ -240,20 +250,14 @@ class IoWaitQueue:
             glet = wait[0]
             if glet is not None:  # else: a wait that ended otherwise, left behind
                 wait[0] = None
-                if not waiters and not self._stop_pending:
-                    # Not stopped now: the greenlet usually waits again before
-                    # the loop polls (read, answer, read), and the watcher can
-                    # stay as it is; see Loop.before_poll.
-                    self._stop_pending = True
-                    self._stop_later(self._stop_if_idle)
                 glet.switch()
+                # Back in the hub.  The woken greenlet usually waits here again
+                # before it lets the hub run (read, answer, read): the watcher
+                # stays as it is.  Otherwise nobody needs it any more.
+                if not self._waiters and self._id:
+                    self.stop()
                 return
-        watcher.stop()
-
-    def _stop_if_idle(self) -> None:
-        self._stop_pending = False
-        if not self._waiters and self._watcher._id:
-            self._watcher.stop()
+        self.stop()
 
     def _leave(self, wait: list[Any]) -> None:
         wait[0] = None
@@ -262,13 +266,13 @@ class IoWaitQueue:
             waiters.remove(wait)
         except ValueError:
             pass  # already taken off by a wake-up or a close
-        if not waiters and self._watcher._id:
-            self._watcher.stop()
+        if not waiters and self._id:
+            self.stop()
 
     def _end_all(self, error: BaseException) -> int:
         waiters, self._waiters = self._waiters, []
-        if self._watcher._id:
-            self._watcher.stop()
+        if self._id:
+            self.stop()
         run_callback = self.hub.loop.run_callback
         count = 0
         for wait in waiters:
@@ -285,18 +289,12 @@ class IoWaitQueue:
         """
         return self._end_all(error if error is not None else SocketClosedError())
 
-    def close(self, error: BaseException | None = None) -> int:
+    def close(self, error: BaseException | None = None) -> int:  # type: ignore[override]
         """Cancel the waits and retire the queue; returns how many waits ended."""
-        if self.closed:
+        if self._c is None:
             return 0
         count = self.cancel(error)
-        self.closed = True
-        self._watcher.close()
-        # The watcher points back at its queue (for cancel_fd_waits): a cycle
-        # that only the cyclic GC would free, so every closed socket's queues
-        # and watchers lingered as garbage (mysql-connector's BugOra13435186
-        # counts gc objects across connections).
-        self._watcher.waiter = None
+        super().close()
         return count
 
     @property
@@ -305,9 +303,10 @@ class IoWaitQueue:
         return sum(1 for wait in self._waiters if wait[0] is not None)
 
     def __repr__(self) -> str:
+        if self._c is None:
+            return f"<IoWaitQueue fd={self._fd} closed>"
         way = "read" if self.events == READ else "write"
-        state = "closed" if self.closed else f"{self.waiting} waiting"
-        return f"<IoWaitQueue fd={self.fd} {way} {state}>"
+        return f"<IoWaitQueue fd={self._fd} {way} {self.waiting} waiting>"
 
 
 def cancel_fd_waits(fd: int, error: BaseException | None = None) -> int:
@@ -326,10 +325,9 @@ def cancel_fd_waits(fd: int, error: BaseException | None = None) -> int:
         error = SocketClosedError()
     count = 0
     for watcher in hub.loop.io_watchers(fd):
-        owner = watcher.waiter
-        if isinstance(owner, IoWaitQueue):
-            count += owner.cancel(error)
-        elif owner is not None:
+        if isinstance(watcher, IoWaitQueue):
+            count += watcher.cancel(error)
+        elif watcher.waiter is not None:
             count += hub.cancel_wait(watcher, error)
     return count
 
@@ -340,8 +338,8 @@ def waiting_fds() -> list[int]:
     if hub is None or hub.loop.closed:
         return []
     loop = hub.loop
-    # A queue's watcher may stay active until the next poll after its last
-    # waiter left (Loop.before_poll): count waiters, not watchers.
+    # A queue's watcher stays active while the greenlet it woke runs (until
+    # that one gives the hub control back): count waiters, not watchers.
     return [
         fd
         for fd in loop.watched_fds()
@@ -350,8 +348,7 @@ def waiting_fds() -> list[int]:
 
 
 def _has_waiters(watcher: IoWatcher) -> bool:
-    owner = watcher.waiter
-    return owner.waiting > 0 if isinstance(owner, IoWaitQueue) else True
+    return watcher.waiting > 0 if isinstance(watcher, IoWaitQueue) else True
 
 
 def _wait_once(fd: int, events: int, timeout: float | None, timeout_exc: TimeoutSpec) -> None:
@@ -583,10 +580,19 @@ class CooperativeIO:
         if timeout is _UNSET:
             timeout = self._io_timeout
         deadline = None
-        if self._io_short_read and not flags and timeout != 0.0:
-            if timeout is not None:
+        short = self._io_short_read
+        if short and not flags and timeout != 0.0:
+            if timeout is None:
+                # A server's hot path (read, answer, read): the reader queue is
+                # there and this thread's, so wait on it without _io_wait's call.
+                queue = self._io_readers
+                if queue is not None and queue.hub is hub_of_this_thread():
+                    queue.wait()
+                else:
+                    self._io_wait(READ)
+            else:
                 deadline = monotonic() + timeout
-            self._io_wait(READ, deadline)
+                self._io_wait(READ, deadline)
         while True:
             try:
                 result = call(*args)
@@ -595,7 +601,7 @@ class CooperativeIO:
                     raise
                 way = self._io_direction(exc, READ)
             else:
-                if self._io_short_read is not None:
+                if short is not None:
                     count = result if type(result) is int else len(result)
                     self._io_short_read = 0 < count < size
                 if not result and size:
@@ -627,6 +633,19 @@ class CooperativeIO:
             sent = 0
         if sent and type(data) is bytes and sent == len(data):
             return  # the common case: one call, no memoryview
+        self._io_sendall_rest(send, target, data, sent, flags, send_flags)
+
+    def _io_sendall_rest(
+        self,
+        send: Callable[..., int],
+        target: Any,
+        data: Any,
+        sent: int,
+        flags: int,
+        send_flags: int,
+    ) -> None:
+        """The rest of a ``sendall`` whose first ``send`` took ``sent`` bytes
+        (``flags``: the caller's; ``send_flags``: what the kernel gets)."""
         timeout = self._io_timeout
         deadline = None if timeout is None else monotonic() + timeout
         with memoryview(data) as view, view.cast("B") as octets:

@@ -23,6 +23,7 @@ import ssl
 from time import monotonic
 from typing import Any, Callable
 
+from greenpatch.hub.hub import hub_of_this_thread
 from greenpatch.hub.io import (
     READ,
     WRITE,
@@ -30,6 +31,7 @@ from greenpatch.hub.io import (
     IoWaitQueue,
     SocketClosedError,
     SocketTimeout,
+    yield_after_end_of_stream,
 )
 
 __all__ = ["CooperativeSocket", "SocketClosedError", "SocketTimeout"]
@@ -38,6 +40,7 @@ __all__ = ["CooperativeSocket", "SocketClosedError", "SocketTimeout"]
 # when the stdlib is patched) only adds Python-level wrappers above it, and the
 # servers want the bare system calls on their hot paths.
 RawSocket = _socket.socket
+_raw_recv = RawSocket.recv
 _UNSET: Any = object()
 _HANDSHAKE_MESSAGES = ("TLS handshake timed out", "TLS handshake timed out")
 
@@ -118,7 +121,27 @@ class CooperativeSocket(CooperativeIO):
 
     # -- receiving and sending ---------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._io_recv(bufsize, flags, self._recv, self._sock, bufsize, flags)  # type: ignore[no-any-return]
+        short = self._io_short_read
+        if flags or short is None or self._io_timeout is not None:
+            return self._io_recv(bufsize, flags, self._recv, self._sock, bufsize, flags)  # type: ignore[no-any-return]
+        # The hot path of every handler: a plain socket without a timeout.
+        # CooperativeIO._io_recv's work (wait first after a short read, then
+        # read) in this one call; anything unusual goes back to it.
+        if short:
+            queue = self._io_readers
+            if queue is not None and queue.hub is hub_of_this_thread():
+                queue.wait()
+            else:
+                self._io_wait(READ)
+        try:
+            data: bytes = _raw_recv(self._sock, bufsize)
+        except self._io_would_block:
+            self._io_short_read = True  # so that _io_recv waits before it tries again
+            return self._io_recv(bufsize, 0, _raw_recv, self._sock, bufsize)  # type: ignore[no-any-return]
+        self._io_short_read = 0 < len(data) < bufsize
+        if not data and bufsize:
+            yield_after_end_of_stream()  # which a loop may read again
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
@@ -146,7 +169,22 @@ class CooperativeSocket(CooperativeIO):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send everything; the timeout bounds the whole call, as in the stdlib."""
-        self._io_sendall(self._send, self._sock, data, flags)
+        if flags or type(data) is not bytes:
+            self._io_sendall(self._send, self._sock, data, flags)
+            return
+        # The hot path: bytes that the kernel takes in one call
+        # (CooperativeIO._io_sendall's first try, in this one call).
+        send = self._send
+        try:
+            sent = send(self._sock, data)
+        except self._io_would_block:
+            if self._io_timeout == 0.0:
+                raise
+            sent = 0
+        else:
+            if sent == len(data):
+                return
+        self._io_sendall_rest(send, self._sock, data, sent, 0, 0)
 
     def sendto(self, data: Any, address: Any) -> int:
         return self._io_call(WRITE, 0, self._sock.sendto, data, address)  # type: ignore[no-any-return]
