@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.module is not None:
         # As `python -m`: the current directory first on sys.path -- only after
         # the patch, whose own imports a `select.py` in the project must not shadow.
-        sys.path.insert(0, os.getcwd())
+        if not _safe_path():
+            sys.path.insert(0, os.getcwd())
         # A dotted name is looked up only now: finding ``a.b`` imports ``a``, and
         # nothing of the target may be imported before the patch.
         problem = _missing_module(args.module, before_patch=False)
@@ -134,9 +135,18 @@ def _run(args: argparse.Namespace) -> int:
     else:
         script = args.target[0]
         sys.argv = list(args.target)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+        if not _safe_path():
+            sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def _safe_path() -> bool:
+    """``python -P`` / ``PYTHONSAFEPATH`` (3.11+): python itself then puts neither the
+    current directory nor the script's directory first on ``sys.path``, so neither
+    do we (a test run from an unpacked source tree must import the installed
+    package, not the tree's unbuilt copy)."""
+    return bool(getattr(sys.flags, "safe_path", False))
 
 
 def _missing_module(name: str, *, before_patch: bool) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 
 def greenpatch(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -115,3 +118,46 @@ def test_patches_lists_built_in_rows_and_the_shipped_plugins():
         assert rows[plugin]["origin"] == "plugin"
         assert rows[plugin]["when"].startswith(f"when {plugin} is imported")
     assert rows["select_aggressive"]["when"] == "patch_all(aggressive=True)"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH is 3.11+")
+def test_run_honours_pythonsafepath_for_modules_and_scripts(tmp_path):
+    # A module of the current directory that shadows an importable one.
+    (tmp_path / "json.py").write_text("raise SystemExit('the current directory was searched')\n")
+    script_dir = tmp_path / "app"
+    script_dir.mkdir()
+    (script_dir / "helper.py").write_text("VALUE = 'from the script directory'\n")
+    script = script_dir / "main.py"
+    script.write_text(
+        "try:\n    import helper\nexcept ImportError:\n    print('not on the path')\n"
+        "else:\n    print(helper.VALUE)\n"
+    )
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    module = subprocess.run(
+        [sys.executable, "-m", "greenpatch", "run", "-m", "json.tool", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert module.returncode == 0, module.stderr
+    assert "json.tool" in module.stdout
+    ran = subprocess.run(
+        [sys.executable, "-m", "greenpatch", "run", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "not on the path"
+    plain = subprocess.run(
+        [sys.executable, "-m", "greenpatch", "run", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert plain.stdout.strip() == "from the script directory"
