@@ -26,6 +26,7 @@ from greenpatch.hub.io import (
     SocketClosedError,
     SocketTimeout,
     cancel_fd_waits,
+    wait_once,
     wait_read,
     waiting_fds,
 )
@@ -187,6 +188,30 @@ def _wake_spuriously(glet: Any) -> None:
     """Resume a waiting greenlet although nothing happened (as a stray wake-up would)."""
     if not glet.dead:
         glet.switch()
+
+
+def test_wait_once_says_whether_readiness_or_a_stray_resume_woke_it() -> None:
+    a, b = stdlib_socket.socketpair()
+    try:
+        waits: list[Any] = []
+
+        def wait() -> bool:
+            waits.append(getcurrent())
+            return wait_once(a.fileno(), READ)
+
+        ready = greenpatch.spawn(wait)
+        _until(lambda: a.fileno() in waiting_fds(), "the first wait")
+        b.send(b"x")
+        assert ready.get(timeout=WAIT) is True
+        a.recv(1)
+        stray = greenpatch.spawn(wait)
+        _until(lambda: a.fileno() in waiting_fds(), "the second wait")
+        get_hub().loop.run_callback(_wake_spuriously, waits[1])
+        assert stray.get(timeout=WAIT) is False
+        assert waiting_fds() == []
+    finally:
+        a.close()
+        b.close()
 
 
 # -- the socket calls, through both users ------------------------------------------------

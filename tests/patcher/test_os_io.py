@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from tests.patcher._interpreter import run_script
 
 PRELUDE = """
@@ -183,3 +185,69 @@ def test_a_call_the_descriptor_was_not_opened_for_fails_at_once():
         """
     )
     assert out == "True\nTrue"
+
+
+def test_a_write_to_a_pipe_with_room_is_made_without_asking_poll_first():
+    # Where the kernel takes RWF_NOWAIT for pipes (Linux 5.x+), the write is
+    # tried as is (one system call, as unpatched); a read still asks poll().
+    out = run_patched(
+        """
+        from greenpatch.patcher.green import _fdio
+        asked = []
+        real_poll = _fdio._real_poll
+        def counting_poll():
+            asked.append(1)
+            return real_poll()
+        _fdio._real_poll = counting_poll
+        r, w = os.pipe()
+        try:
+            os.pwritev(w, [b""], -1, os.RWF_NOWAIT)
+        except (AttributeError, OSError):
+            print("no RWF_NOWAIT for pipes here")
+            raise SystemExit
+        print(os.write(w, b"x" * 100), os.writev(w, [b"a", b"b"]), len(asked))
+        print(os.read(r, 1000) == b"x" * 100 + b"ab", len(asked))
+        print(os.get_blocking(w))
+        """
+    )
+    if out == "no RWF_NOWAIT for pipes here":
+        pytest.skip(out)
+    assert out == "100 2 0\nTrue 1\nTrue"
+
+
+def test_a_write_to_a_full_pipe_waits_for_room_then_writes_everything():
+    # The first (RWF_NOWAIT) write takes what fits; the rest waits on the hub
+    # while a reader greenlet drains the pipe.
+    out = run_patched(
+        """
+        r, w = os.pipe()
+        os.write(w, b"f" * 60000)  # nearly full: the next write goes in part
+        got = []
+        def drain():
+            while sum(map(len, got)) < 60000 + 200000:
+                got.append(os.read(r, 65536))
+        reader = gp.spawn(drain)
+        print(os.write(w, b"g" * 200000))
+        reader.join(30)
+        data = b"".join(got)
+        print(len(data), data == b"f" * 60000 + b"g" * 200000, os.get_blocking(w))
+        """
+    )
+    assert out == "200000\n260000 True True"
+
+
+def test_a_terminal_where_rwf_nowait_is_refused_still_reads_and_writes():
+    out = run_patched(
+        """
+        import tty
+        controller, terminal = os.openpty()
+        tty.setraw(terminal)
+        got = []
+        reader = gp.spawn(lambda: got.append(os.read(controller, 100)))
+        gp.sleep(0)  # the reader runs first, and waits
+        print(os.write(terminal, b"over the terminal"))
+        reader.join(30)
+        print(got, os.get_blocking(terminal))
+        """
+    )
+    assert out == "17\n[b'over the terminal'] True"

@@ -115,6 +115,7 @@ __all__ = [
     "SocketTimeout",
     "cancel_fd_waits",
     "wait_any",
+    "wait_once",
     "wait_read",
     "wait_write",
     "waiting_fds",
@@ -194,10 +195,12 @@ class IoWaitQueue(IoWatcher):
         self._waiters: list[list[Any]] = []
 
     # -- waiting ---------------------------------------------------------------
-    def wait(self, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out") -> None:
+    def wait(self, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out") -> bool:
         """Block until the descriptor is ready and it is our turn.
 
-        Raises ``timeout_exc`` after ``timeout`` seconds (a string: a
+        Returns True when woken by readiness, False after a stray resume (a
+        spurious wake-up: callers try their call again either way).  Raises
+        ``timeout_exc`` after ``timeout`` seconds (a string: a
         ``SocketTimeout`` with that message), ``OSError(EBADF)`` when the
         descriptor turns out to be closed, ``SocketClosedError`` when it is
         closed through ``cancel_fd_waits`` meanwhile.
@@ -228,6 +231,8 @@ class IoWaitQueue(IoWatcher):
             # Resumed by someone else (a stray switch): a spurious wake-up, which
             # every caller handles by trying its call again.
             self._leave(wait)
+            return False
+        return True
 
     def _join(self, wait: list[Any]) -> None:
         """Put ``wait`` (a token) in line, for a caller that switches away itself."""
@@ -351,10 +356,14 @@ def _has_waiters(watcher: IoWatcher) -> bool:
     return watcher.waiting > 0 if isinstance(watcher, IoWaitQueue) else True
 
 
-def _wait_once(fd: int, events: int, timeout: float | None, timeout_exc: TimeoutSpec) -> None:
+def wait_once(
+    fd: int, events: int, timeout: float | None = None, timeout_exc: TimeoutSpec = "timed out"
+) -> bool:
+    """``wait_read``/``wait_write`` (``events``), saying whether readiness woke it:
+    True, or False after a stray resume (see ``IoWaitQueue.wait``)."""
     queue = IoWaitQueue(fd, events)
     try:
-        queue.wait(timeout, timeout_exc)
+        return queue.wait(timeout, timeout_exc)
     finally:
         queue.close()
 
@@ -367,7 +376,7 @@ def wait_read(
     Raises ``timeout_exc`` after ``timeout`` seconds (by default ``TimeoutError``
     "timed out"), ``OSError(EBADF)`` for a closed descriptor.
     """
-    _wait_once(fd, READ, timeout, timeout_exc)
+    wait_once(fd, READ, timeout, timeout_exc)
 
 
 def wait_write(
@@ -381,7 +390,7 @@ def wait_write(
     ``event`` is accepted for gevent's signature and ignored, as gevent ignores
     it (deprecated there since 1.1).
     """
-    _wait_once(fd, WRITE, timeout, timeout_exc)
+    wait_once(fd, WRITE, timeout, timeout_exc)
 
 
 def wait_any(interest: dict[int, int], timeout: float | None) -> bool:
