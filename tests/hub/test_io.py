@@ -277,6 +277,28 @@ def test_sendall_counts_a_multibyte_buffer_in_bytes(pair: Any, typecode: str) ->
     assert bytes(received) == expected
 
 
+def test_sendall_of_more_bytes_than_the_socket_takes_at_once_sends_them_all(pair: Any) -> None:
+    # bytes take the sockets' one-call path; what the first send leaves goes on
+    # after waits, and the reader (a greenlet of the same thread) makes room.
+    a, b = pair
+    data = bytes(range(256)) * 4000  # ~1 MB: more than the socket buffers hold
+    received = bytearray()
+    b.setblocking(False)
+
+    def drain() -> None:
+        while len(received) < len(data):
+            wait_read(b.fileno(), timeout=WAIT)
+            received.extend(b.recv(65536))
+
+    reader = greenpatch.spawn(drain)
+    a.sendall(data)
+    reader.get(timeout=WAIT)
+    assert bytes(received) == data
+    # and the socket reads as before afterwards: the hot recv path
+    b.sendall(b"back")
+    assert a.recv(10) == b"back"
+
+
 def test_closing_a_socket_wakes_its_readers_with_ebadf(pair: Any) -> None:
     a, _b = pair
     readers = [greenpatch.spawn(a.recv, 10) for _ in range(3)]

@@ -48,7 +48,14 @@ from typing import Any, TypeVar
 # Imported here, before the registry swaps socket's functions: the resolver
 # binds the original ones at its import.
 from greenpatch.hub import resolver as _resolver
-from greenpatch.hub.io import READ, WRITE, CooperativeIO, SocketTimeout
+from greenpatch.hub.hub import hub_of_this_thread
+from greenpatch.hub.io import (
+    READ,
+    WRITE,
+    CooperativeIO,
+    SocketTimeout,
+    yield_after_end_of_stream,
+)
 
 __target__ = "socket"
 __implements__ = [
@@ -179,7 +186,26 @@ class socket(_StdlibSocket, CooperativeIO):
 
     # -- receiving ---------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._io_recv(bufsize, flags, _c_recv, self, bufsize, flags | self._io_dontwait)  # type: ignore[no-any-return]
+        short = self._io_short_read
+        if flags or short is None or self._io_timeout is not None:
+            return self._io_recv(bufsize, flags, _c_recv, self, bufsize, flags | self._io_dontwait)  # type: ignore[no-any-return]
+        # The hot path (a stream socket without a timeout): CooperativeIO._io_recv's
+        # work in this one call, as the servers' CooperativeSocket.recv does.
+        if short:
+            queue = self._io_readers
+            if queue is not None and queue.hub is hub_of_this_thread():
+                queue.wait()
+            else:
+                self._io_wait(READ)
+        try:
+            data = _c_recv(self, bufsize, self._io_dontwait)
+        except BlockingIOError:
+            self._io_short_read = True  # so that _io_recv waits before it tries again
+            return self._io_recv(bufsize, 0, _c_recv, self, bufsize, self._io_dontwait)  # type: ignore[no-any-return]
+        self._io_short_read = 0 < len(data) < bufsize
+        if not data and bufsize:
+            yield_after_end_of_stream()  # which a loop may read again
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
@@ -212,7 +238,21 @@ class socket(_StdlibSocket, CooperativeIO):
         return self._io_call(WRITE, flags, _c_send, self, data, flags | self._io_dontwait)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self._io_sendall(_c_send, self, data, flags, self._io_dontwait)
+        dontwait = self._io_dontwait
+        if flags or type(data) is not bytes:
+            self._io_sendall(_c_send, self, data, flags, dontwait)
+            return
+        # The hot path: bytes the kernel takes in one call (as CooperativeSocket).
+        try:
+            sent = _c_send(self, data, dontwait)
+        except BlockingIOError:
+            if self._io_timeout == 0.0:
+                raise
+            sent = 0
+        else:
+            if sent == len(data):
+                return
+        self._io_sendall_rest(_c_send, self, data, sent, 0, dontwait)
 
     def sendto(self, *args: Any) -> int:
         if len(args) == 2:
