@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket as stdlib_socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -536,3 +537,175 @@ def test_the_module_is_a_green_module_for_zmq() -> None:
     assert set(_zmq.__implements__) == set(plugin.SPEC.names or ())
     assert plugin.SPEC.on_import and plugin.SPEC.green == _zmq.__name__
     assert os.path.basename(_zmq.__file__ or "") == "_zmq.py"
+
+
+# -- devices: proxy, proxy_steerable, device, monitored_queue ------------------------------
+from greenpatch.zmq import device, monitored_queue, proxy, proxy_steerable  # noqa: E402
+
+
+def test_a_proxy_in_a_greenlet_serves_clients_and_workers_while_a_ticker_ticks(
+    ctx: Any, ticker: Ticker
+) -> None:
+    frontend, backend, capture_in = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER), None
+    frontend.bind("inproc://front")
+    backend.bind("inproc://back")
+    capture = ctx.socket(zmq.PUSH)
+    capture.bind("inproc://capture")
+    capture_in = ctx.socket(zmq.PULL)
+    capture_in.connect("inproc://capture")
+    device_glet = greenpatch.spawn(proxy, frontend, backend, capture)
+
+    def work() -> None:
+        worker = ctx.socket(zmq.REP)
+        worker.connect("inproc://back")
+        while True:
+            request = worker.recv_multipart()
+            greenpatch.sleep(0.02)  # the proxy and the ticker run meanwhile
+            worker.send_multipart([b"done", *request])
+
+    def ask(number: int) -> list[bytes]:
+        client = ctx.socket(zmq.REQ)
+        client.connect("inproc://front")
+        client.send_multipart([b"job", b"%d" % number])
+        reply: list[bytes] = client.recv_multipart()
+        client.close()
+        return reply
+
+    workers = [greenpatch.spawn(work) for _ in range(3)]
+    clients = [greenpatch.spawn(ask, number) for number in range(6)]
+    _join(*clients)
+    assert sorted(glet.value for glet in clients) == sorted(
+        [b"done", b"job", b"%d" % n] for n in range(6)
+    )
+    assert ticker.ticks >= 5
+    # capture got a copy of every frame both ways: 6 requests and 6 replies, each
+    # with the ROUTER's identity and REQ's empty delimiter in front.
+    copies = []
+    while capture_in.poll(0):
+        copies.append(capture_in.recv_multipart())
+    assert len(copies) == 12
+    requests = [copy[1:] for copy in copies if len(copy) == 4]  # [identity, b"", job, n]
+    replies = [copy[1:] for copy in copies if len(copy) == 5]  # [identity, b"", done, job, n]
+    assert sorted(requests) == [[b"", b"job", b"%d" % n] for n in range(6)]
+    assert sorted(replies) == [[b"", b"done", b"job", b"%d" % n] for n in range(6)]
+    for glet in [device_glet, *workers]:
+        glet.kill()
+
+
+def test_a_proxy_moves_a_multipart_message_whole_and_device_is_its_alias(ctx: Any) -> None:
+    for index, run in enumerate((proxy, lambda front, back: device(zmq.QUEUE, front, back))):
+        front, back = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        front.bind(f"inproc://whole-in-{index}")
+        back.bind(f"inproc://whole-out-{index}")
+        glet = greenpatch.spawn(run, front, back)
+        pusher, puller = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+        pusher.connect(f"inproc://whole-in-{index}")
+        puller.connect(f"inproc://whole-out-{index}")
+        pusher.send_multipart([b"a", b"", b"c" * 100_000])
+        assert puller.recv_multipart() == [b"a", b"", b"c" * 100_000]
+        glet.kill()
+        for sock in (front, back, pusher, puller):
+            sock.close(linger=0)
+
+
+def test_proxy_steerable_pauses_resumes_counts_and_returns_0_on_terminate(ctx: Any) -> None:
+    front, back, control = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH), ctx.socket(zmq.REP)
+    front.bind("inproc://steer-in")
+    back.bind("inproc://steer-out")
+    control.bind("inproc://steer-ctl")
+    glet = greenpatch.spawn(proxy_steerable, front, back, None, control)
+    pusher, puller, steer = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL), ctx.socket(zmq.REQ)
+    pusher.connect("inproc://steer-in")
+    puller.connect("inproc://steer-out")
+    steer.connect("inproc://steer-ctl")
+
+    def command(word: bytes) -> list[bytes]:
+        steer.send(word)
+        reply: list[bytes] = steer.recv_multipart()
+        return reply
+
+    pusher.send_multipart([b"ab", b"c"])
+    assert puller.recv_multipart() == [b"ab", b"c"]
+    assert command(b"PAUSE") == [b""]
+    pusher.send(b"held")
+    assert not puller.poll(100)  # paused: it stays queued
+    assert command(b"RESUME") == [b""]
+    assert puller.recv() == b"held"
+    assert command(b"NONSENSE") == [b""]  # as libzmq 4.3.5: ignored, answered
+    stats = [int.from_bytes(frame, sys.byteorder) for frame in command(b"STATISTICS")]
+    # frames and bytes in/out of the frontend, then of the backend (per frame, as libzmq)
+    assert stats == [3, 7, 0, 0, 0, 0, 3, 7]
+    assert command(b"TERMINATE") == [b""]
+    _join(glet)
+    assert glet.value == 0
+
+
+def test_a_proxy_raises_context_terminated_when_its_context_ends() -> None:
+    context = Context()
+    front, back = context.socket(zmq.PULL), context.socket(zmq.PUSH)
+    front.bind("inproc://term-in")
+    back.bind("inproc://term-out")
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            proxy(front, back)
+        except zmq.ZMQError as exc:
+            outcome.append(exc)
+            front.close()
+            back.close()
+
+    glet = greenpatch.spawn(run)
+    greenpatch.sleep(0.01)
+    context.term()  # returns once the proxy's greenlet saw ETERM and closed its sockets
+    _join(glet)
+    assert isinstance(outcome[0], zmq.ContextTerminated)
+
+
+def test_a_proxy_raises_enotsock_when_its_socket_is_closed(ctx: Any) -> None:
+    front, back = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    front.bind("inproc://closed-in")
+    back.bind("inproc://closed-out")
+    glet = greenpatch.spawn(proxy, front, back)
+    greenpatch.sleep(0.01)
+    front.close()
+    with greenpatch.Timeout(WAIT, AssertionError("the proxy did not end")):
+        with pytest.raises(zmq.ZMQError) as raised:
+            glet.get()
+    assert raised.value.errno == zmq.ENOTSOCK
+
+
+def test_monitored_queue_prefixes_copies_and_swaps_router_identities(ctx: Any) -> None:
+    ins, outs, mon = ctx.socket(zmq.ROUTER), ctx.socket(zmq.ROUTER), ctx.socket(zmq.PUB)
+    ins.bind("inproc://mq-in")
+    outs.bind("inproc://mq-out")
+    mon.bind("inproc://mq-mon")
+    watcher = ctx.socket(zmq.SUB)
+    watcher.subscribe(b"")
+    watcher.connect("inproc://mq-mon")
+    glet = greenpatch.spawn(monitored_queue, ins, outs, mon, b"IN", b"OUT")
+    client = ctx.socket(zmq.DEALER)
+    client.identity = b"client"
+    client.connect("inproc://mq-in")
+    server = ctx.socket(zmq.DEALER)
+    server.identity = b"server"
+    server.connect("inproc://mq-out")
+    # Until both ROUTERs have the peers' routes, messages to them are dropped: retry.
+    while True:
+        client.send_multipart([b"server", b"ping"])
+        if server.poll(50):
+            break
+    # in: [client, server, ping] from the ROUTER; swapped, it routes to the server.
+    assert server.recv_multipart() == [b"client", b"ping"]
+    server.send_multipart([b"client", b"pong"])
+    assert client.recv_multipart() == [b"server", b"pong"]
+    seen = []
+    while watcher.poll(1000):
+        seen.append(watcher.recv_multipart())
+        if seen[-1][0] == b"OUT":
+            break
+    assert seen[-2:] == [
+        [b"IN", b"server", b"client", b"ping"],
+        [b"OUT", b"client", b"server", b"pong"],
+    ]
+    glet.kill()

@@ -71,8 +71,14 @@ Rejected, with reasons:
   ``ZMQ_EVENTS`` and on direction, and must reach waiters of the other direction
   and pollers too.
 
-Limits: ``zmq.proxy``, ``zmq.device`` and the ``zmq.devices`` run in libzmq and
-block the hub's thread (run them in a real thread, e.g. the hub's pool); two
+Devices: ``zmq.proxy``, ``proxy_steerable``, ``device`` and
+``zmq.devices.monitored_queue`` loop inside libzmq; their cooperative twins, in
+Python over this module's poll, are in ``greenpatch.plugins._zmq_devices`` (a
+file of their own: they need this module, and this one is long enough).  This
+module hands them out lazily (``__getattr__`` below), so the registry finds
+them here for ``zmq.proxy`` without an import cycle.
+
+Limits: two
 Python objects over one libzmq socket (a ``shadow`` of a socket in use) keep
 separate lists of waiters, so one's operations can swallow the other's edge;
 ``POLLERR`` on a plain descriptor in a ``Poller`` is reported when the poll
@@ -99,8 +105,10 @@ from greenpatch.hub.threadpool import get_threadpool
 from greenpatch.hub.watchers import READ, WRITE, IoWatcher
 
 __target__ = "zmq"
-__implements__ = ["Context", "Socket", "Poller", "select"]
+__implements__ = ["Context", "Socket", "Poller", "select", "proxy", "proxy_steerable", "device"]
 __all__ = ["Context", "Poller", "Socket", "select"]
+#: Defined in ``_zmq_devices`` (which imports this module), handed out by ``__getattr__``.
+_DEVICES = frozenset({"proxy", "proxy_steerable", "device", "monitored_queue"})
 
 T = TypeVar("T")
 # Both classes stay generic, as pyzmq's are: code written against pyzmq
@@ -542,3 +550,12 @@ def select(
 
 
 Socket._poller_class = Poller
+
+
+def __getattr__(name: str) -> Any:
+    """The device functions, from their own module, on first use (see the docstring)."""
+    if name in _DEVICES:
+        from greenpatch.plugins import _zmq_devices
+
+        return getattr(_zmq_devices, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
