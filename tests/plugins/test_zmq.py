@@ -709,3 +709,17 @@ def test_monitored_queue_prefixes_copies_and_swaps_router_identities(ctx: Any) -
         [b"OUT", b"client", b"server", b"pong"],
     ]
     glet.kill()
+
+
+def test_greenpatch_zmq_is_a_drop_in_for_pyzmqs_namespace() -> None:
+    import greenpatch.zmq as gz
+
+    # what ``import zmq.green as zmq`` code uses: pyzmq's names, cooperative classes
+    assert gz.REP == zmq.REP and gz.Frame is zmq.Frame and gz.Again is zmq.Again
+    assert gz.ZMQError is zmq.ZMQError and gz.zmq_version() == zmq.zmq_version()
+    assert gz.Context is Context and gz.Socket is Socket and gz.Poller is Poller
+    assert gz.proxy is proxy and gz.device is device and gz.select is select
+    assert set(zmq.__all__) <= set(gz.__all__)
+    assert gz.COPY_THRESHOLD == zmq.COPY_THRESHOLD  # outside __all__: through __getattr__
+    with pytest.raises(AttributeError):
+        gz.no_such_name  # noqa: B018

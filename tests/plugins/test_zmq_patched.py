@@ -129,6 +129,76 @@ print(plain is not zmq.Context, zmq.Context is greenpatch.zmq.Context)
     assert run_script(script) == "True True"
 
 
+def test_a_thread_device_under_patch_all_forwards_while_a_ticker_ticks() -> None:
+    out = _run(
+        """
+import threading, time
+import zmq, zmq.devices
+import greenpatch.zmq
+dev = zmq.devices.ThreadDevice(zmq.QUEUE, zmq.ROUTER, zmq.DEALER)
+front = dev.bind_in_to_random_port("tcp://127.0.0.1")
+back = dev.bind_out_to_random_port("tcp://127.0.0.1")
+dev.start()
+context = zmq.Context.instance()
+ticks = []
+stop = threading.Event()
+
+def tick():
+    while not stop.is_set():
+        ticks.append(1)
+        time.sleep(0.005)
+
+def serve():
+    worker = context.socket(zmq.REP)
+    worker.connect(f"tcp://127.0.0.1:{back}")
+    for _ in range(3):
+        request = worker.recv()
+        time.sleep(0.05)
+        worker.send(request.upper())
+    worker.close()
+
+threads = [threading.Thread(target=f) for f in (tick, serve)]
+for thread in threads:
+    thread.start()
+client = context.socket(zmq.REQ)
+client.connect(f"tcp://127.0.0.1:{front}")
+for word in (b"a", b"b", b"c"):
+    client.send(word)
+    print(client.recv().decode())
+client.close()
+threads[1].join()
+stop.set()
+threads[0].join()
+context.term()  # ends the device: its proxy gets ContextTerminated, which it silences
+dev.join(10)
+print(dev.done, len(ticks) >= 10, zmq.proxy is greenpatch.zmq.proxy)
+"""
+    )
+    assert out.splitlines() == ["A", "B", "C", "True True True"]
+
+
+def test_zmq_devices_imported_before_patch_all_gets_the_cooperative_devices() -> None:
+    script = """
+import signal
+signal.alarm(30)
+import zmq.devices
+from zmq.devices import basedevice, monitoredqueue, monitoredqueuedevice
+plain = basedevice.proxy
+import greenpatch
+greenpatch.patch_all()
+import greenpatch.zmq as gz
+print(plain is not gz.proxy, zmq.proxy is gz.proxy, zmq.device is gz.device,
+      zmq.proxy_steerable is gz.proxy_steerable, basedevice.proxy is gz.proxy,
+      zmq.devices.proxy is gz.proxy, zmq.devices.monitored_queue is gz.monitored_queue,
+      monitoredqueue.monitored_queue is gz.monitored_queue,
+      monitoredqueuedevice.monitored_queue is gz.monitored_queue)
+from greenpatch.patcher.api import registry
+registry.unpatch("zmq_basedevice")
+print(basedevice.proxy is plain)
+"""
+    assert run_script(script).splitlines() == [" ".join(["True"] * 9), "True"]
+
+
 def test_zmq_asyncio_builds_on_the_cooperative_classes_and_works() -> None:
     out = _run(
         """
