@@ -4,8 +4,8 @@
 
 Workloads (targets are ratios to gevent's default loop, measured in the same run):
 
-* spawn_join: spawn and join 100,000 no-op greenlets            (target >= 2.0x faster, ahead of uvloop)
-* sleep0: 200,000 sleep(0) switches between two greenlets        (target >= 1.5x, ahead of uvloop)
+* spawn_join: spawn and join 100,000 no-op greenlets      (target >= 2.0x, ahead of uvloop)
+* sleep0: 200,000 sleep(0) switches between two greenlets  (target >= 1.5x, ahead of uvloop)
 * sleepers: 10,000 greenlets each sleeping 10 ms; the figure is
   the overhead beyond the 10 ms, lower is better                  (target <= 0.25x gevent's)
 
