@@ -185,7 +185,7 @@ def do_callgrind(impl: str, round_trips: int, client: str, build_dir: str) -> No
     if shutil.which("callgrind_annotate"):
         first, second = (self_costs(os.path.join(build_dir, f"callgrind.{n}")) for n in (n1, n2))
         diff = {name: (second[name] - first.get(name, 0)) / span for name in second}
-        print("  instructions per round trip by function (self cost), the first {TOP}:")
+        print(f"  instructions per round trip by function (self cost), the first {TOP}:")
         for name, cost in sorted(diff.items(), key=lambda item: -item[1])[:TOP]:
             print(f"    {cost:7.0f}  {name}")
 
