@@ -185,6 +185,10 @@ def _write_rest(fd: int, data: Any, written: int) -> int:
     """Go on with a write of which ``written`` bytes went; returns the total written."""
     with memoryview(data) as view, view.cast("B") as octets:
         total = octets.nbytes
+        if written < total and _takes_any_size(fd):
+            # A regular file that a RWF_NOWAIT write filled in part (the rest
+            # needed the disk): the rest in one blocking call, as unpatched.
+            return written + int(_real_write(fd, octets[written:]))
         while written < total:
             if not until_ready(fd, POLLOUT):
                 # Made non-blocking meanwhile (or the hub): as the real call.
