@@ -31,58 +31,27 @@ directory itself.)
 from __future__ import annotations
 
 import argparse
-import atexit
 import heapq
 import importlib
 import os
-import subprocess
 import sys
 import time
 from typing import Any
 
-from greenpatch.compat_tests.probes import ProbeContext, ProbeSetupError
+from greenpatch.compat_tests.library_probes._server_process import SlowServers
+from greenpatch.compat_tests.probes import ProbeContext
 
 __all__ = ["probe", "pytest_load_initial_conftests", "serve"]
 
 _REQUEST = b"greenpatch probe"
-# delay -> (server process, tcp:// address): one server per delay, for the process's life.
-_servers: dict[float, tuple[subprocess.Popen[bytes], str]] = {}
+_servers = SlowServers(__file__, "ZeroMQ", lambda port: f"tcp://127.0.0.1:{port}")
 _context: Any = None
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.stdin:
-        server.stdin.close()  # end of file on its stdin is its signal to exit
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def _server_address(delay: float) -> str:
-    known = _servers.get(delay)
-    if known is not None:
-        return known[1]
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--delay", repr(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    line = server.stdout.readline().decode("ascii", "replace").split() if server.stdout else []
-    if len(line) != 2 or line[0] != "port":
-        _stop(server)
-        raise ProbeSetupError(f"the slow ZeroMQ server did not start (it printed {line!r})")
-    address = f"tcp://127.0.0.1:{int(line[1])}"
-    _servers[delay] = (server, address)
-    atexit.register(_stop, server)
-    return address
 
 
 def probe(context: ProbeContext) -> None:
     """One ``send`` + ``recv`` on a new REQ socket; the reply comes ``delay`` seconds late."""
     global _context
-    address = _server_address(context.delay)
+    address = _servers.address(context.delay)
     if "zmq" not in sys.modules:
         # The probe runs in the sdist's root: its ``zmq/`` is not the installed one
         # (see the module docstring).

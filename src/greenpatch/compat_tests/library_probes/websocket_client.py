@@ -15,14 +15,12 @@ when this process dies, as its standard input then reaches end of file.
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import os
-import subprocess
-import sys
 from typing import Any
 
-from greenpatch.compat_tests.probes import ProbeContext, ProbeSetupError
+from greenpatch.compat_tests.library_probes._server_process import SlowServers
+from greenpatch.compat_tests.probes import ProbeContext
 
 __all__ = ["probe"]
 
@@ -30,43 +28,13 @@ _SERVER_SCRIPT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_slow_websocket.py"
 )
 _MESSAGE = "greenpatch probe"
-# delay -> (server process, ws:// URL): one server per delay, for the process's life.
-_servers: dict[float, tuple[subprocess.Popen[bytes], str]] = {}
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.stdin:
-        server.stdin.close()  # end of file on its stdin is its signal to exit
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def _server_url(delay: float) -> str:
-    known = _servers.get(delay)
-    if known is not None:
-        return known[1]
-    # Run by path with this interpreter, unpatched: see _slow_websocket.py.
-    server = subprocess.Popen(
-        [sys.executable, _SERVER_SCRIPT, "--delay", repr(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    line = server.stdout.readline().decode("ascii", "replace").split() if server.stdout else []
-    if len(line) != 2 or line[0] != "port":
-        _stop(server)
-        raise ProbeSetupError(f"the slow WebSocket server did not start (it printed {line!r})")
-    url = f"ws://127.0.0.1:{int(line[1])}/"
-    _servers[delay] = (server, url)
-    atexit.register(_stop, server)
-    return url
+# Run by path with this interpreter, unpatched: see _slow_websocket.py.
+_servers = SlowServers(_SERVER_SCRIPT, "WebSocket", lambda port: f"ws://127.0.0.1:{port}/")
 
 
 def probe(context: ProbeContext) -> None:
     """One ``send`` + ``recv`` on a new WebSocket; the echo comes ``delay`` seconds late."""
-    url = _server_url(context.delay)
+    url = _servers.address(context.delay)
     # Imported here, after patch_all(); through importlib so no stubs are needed.
     websocket: Any = importlib.import_module("websocket")
     connection = websocket.create_connection(
