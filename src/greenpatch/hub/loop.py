@@ -242,6 +242,18 @@ class Loop(PythonTimers):
         # here is what keeps an active watcher (and its C struct) alive.
         self._active: dict[int, Watcher] = {}
         self._ids = itertools.count(1)
+        # The rest of the batch of ready watchers being dispatched (ids and
+        # their events, last first): ``_dispatch`` pops from the end, and so may
+        # ``Hub.switch``, which wakes the next waiter of the batch from the
+        # greenlet that blocks (the I/O hand-off, see ``Hub.switch``).  Always
+        # these two list objects.
+        self._batch_ids: list[int] = []
+        self._batch_revents: list[int] = []
+        #: The wait queue whose waiter the last I/O hand-off woke, until the
+        #: check its own ``_fire`` would have made once that greenlet yields
+        #: (stop the watcher if nobody waits again) is made: by the next
+        #: ``Hub.switch``, or at the end of the batch.
+        self._handed: Any = None
         self._callbacks = CallbackQueue()
         self._init_timers()
         self._before_poll: list[Callable[[], None]] = []
@@ -446,18 +458,26 @@ class Loop(PythonTimers):
 
     def _dispatch(self, ptr: Any) -> None:
         count = ptr.npending
-        ids = ffi.unpack(ptr.ids, count)
-        revents = ffi.unpack(ptr.revents, count)
+        ids = self._batch_ids
+        revents = self._batch_revents
+        # Last first, so that pop() takes them in libev's order (both here and
+        # in Hub.switch's hand-off, which may take entries while we are
+        # switched out in a watcher's _fire).
+        ids[:] = ffi.unpack(ptr.ids, count)
+        ids.reverse()
+        revents[:] = ffi.unpack(ptr.revents, count)
+        revents.reverse()
         ptr.npending = 0
         active = self._active
         escaping: BaseException | None = None
-        for index in range(count):
-            watcher = active.get(ids[index])
+        while ids:
+            watcher = active.get(ids.pop())
+            events = revents.pop()
             # Missing: stopped by an earlier callback of this batch (ids are per
             # start, so a restarted watcher never receives a stale event).
             if watcher is not None:
                 try:
-                    watcher._fire(revents[index])
+                    watcher._fire(events)
                 except Exception:
                     self.error_handler(watcher, *sys.exc_info())
                 except BaseException as exc:
@@ -469,11 +489,22 @@ class Loop(PythonTimers):
                         escaping = exc
                     else:
                         self.error_handler(watcher, *sys.exc_info())
+        handed = self._handed
+        if handed is not None:
+            self._handed = None
+            if not handed._waiters and handed._id:
+                handed.stop()
         if escaping is not None:
             try:
                 raise escaping
             finally:
                 escaping = None  # no reference cycle through this frame
+
+    def _forget_batch(self) -> None:
+        """Drop what is left of a batch being dispatched (its hub is going away)."""
+        self._batch_ids.clear()
+        self._batch_revents.clear()
+        self._handed = None
 
     def abandon_waits(self) -> None:
         """Forget what greenlets of a hub that is gone left here; keep the rest.
@@ -491,6 +522,7 @@ class Loop(PythonTimers):
         for watcher in list(self._active.values()):
             if not watcher.process_wide:
                 watcher.stop()
+        self._forget_batch()
         self._callbacks.clear()
         # Handles are marked done: a late cancel() by a greenlet that is
         # finalised later finds nothing to take back.
@@ -508,6 +540,7 @@ class Loop(PythonTimers):
             return
         for watcher in list(self._active.values()):
             watcher.stop()
+        self._forget_batch()
         self._callbacks.clear()
         self._drop_timers()
         with self._wake_lock:

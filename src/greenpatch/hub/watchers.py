@@ -79,6 +79,10 @@ class Watcher:
         "waiter",
     )
     _ctype = ""
+    #: The greenlets waiting on this watcher, as one-item token lists, for a
+    #: wait queue (``io.IoWaitQueue``, whose slot this is); empty for the
+    #: others.  ``Hub.switch`` reads it for the I/O hand-off.
+    _waiters: Any = ()
     _start_fn: Callable[[Any, Any], None]
     _stop_fn: Callable[[Any, Any], None]
 
