@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import load_average  # this directory is sys.path[0]
-from bench_server import WSGI_IMPLS, available, start_server, stop_server
+from bench_server import WSGI_IMPLS, available, server_command, start_server, stop_server
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _ERROR_PATTERNS = (
@@ -66,7 +66,7 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def run(impl: str, duration: int, connections: int) -> dict[str, float]:
-    proc, port = start_server(impl, "wsgi")
+    proc, port = start_server(server_command(impl, "wsgi"), "wsgi")
     try:
         out = subprocess.run(
             [
