@@ -22,7 +22,14 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 def test_bench_latency_serves_greenpatch_and_reports_its_percentiles(tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
     run = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_latency.py"), "--duration", "1", "--json", str(out)],
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_latency.py"),
+            "--duration",
+            "1",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=170,
