@@ -50,8 +50,8 @@ from typing import Any, Callable
 
 from greenlet import getcurrent
 
+from greenpatch.hub._process import other_thread_count as _other_thread_count
 from greenpatch.hub.hub import Hub, get_hub, resume
-from greenpatch.hub.hub import other_thread_count as _other_thread_count
 from greenpatch.hub.loop import TimerHandle
 from greenpatch.hub.timeout import Timeout, wait_until_timeout
 

@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 import weakref
-from _thread import _count as _started_thread_count
 from _thread import get_ident as _get_ident
 from functools import partial
 from typing import Any, Callable
@@ -31,8 +30,8 @@ from typing import Any, Callable
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as RawGreenlet
 
+import greenpatch.hub._process as _process
 import greenpatch.hub.loop as _loop_module
-from greenpatch.hub._libev import lib
 from greenpatch.hub.loop import WOKEN, CallbackQueue, Loop, resume
 from greenpatch.hub.watchers import EV_ERROR, Watcher
 
@@ -102,11 +101,11 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             if self.thread_ident == threading.main_thread().ident:
                 # libev's default loop outlives hubs: take it over when the previous
                 # main hub was destroyed (or vanished with its thread in a fork).
-                loop = _adopt_default_loop() or Loop(default=True)
+                loop = _process.adopt_default_loop() or Loop(default=True)
             else:
                 loop = Loop()
         self.loop = loop
-        slab_frame_stacks()
+        _process.slab_frame_stacks()
         # Weakly: a hub must die by reference counting when its thread ends
         # (in that thread).  Through a cycle it would be left to the garbage
         # collector of another thread, and greenlet 3.5 crashes traversing a
@@ -393,7 +392,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         if destroy_loop:
             self.loop.destroy()
         elif self.loop.default and not self.loop.closed:
-            _orphan_default_loop(self.loop)
+            _process.orphan_default_loop(self.loop)
         if getattr(_local, "hub", None) is self:
             del _local.hub
 
@@ -457,62 +456,13 @@ _local = threading.local()
 _fork_hook_installed = False
 
 
-#: The default loop while no hub runs it (its hub was destroyed, or lived in a
-#: thread that a fork left behind); the next hub of the main thread adopts it.
-#: Only one ``Loop`` may wrap libev's default loop, so it cannot simply be re-made.
-_orphaned_default_loop: Loop | None = None
-
-
-def _orphan_default_loop(loop: Loop) -> None:
-    global _orphaned_default_loop
-    loop.abandon_waits()
-    _orphaned_default_loop = loop
-
-
-def _adopt_default_loop() -> Loop | None:
-    global _orphaned_default_loop
-    loop, _orphaned_default_loop = _orphaned_default_loop, None
-    if loop is None or loop.closed:
-        return None
-    return loop
-
-
-#: Threads ``_thread._count()`` still counts in a forked child although they did
-#: not survive the fork (CPython does not adjust the count; the forking thread,
-#: now the child's main thread, is counted too).
-_threads_lost_in_fork = 0
-
-
-def other_thread_count() -> int:
-    """How many real OS threads besides the main one are running.
-
-    ``_thread._count()`` (threads started through ``_thread``, so the green
-    "threads" of a patched ``threading`` are not counted), less those a fork left
-    behind.  Only known once a hub existed before the fork (its fork hook counts
-    them); a child forked before any hub existed keeps CPython's figure.
-    """
-    return _started_thread_count() - _threads_lost_in_fork
-
-
 def _reinit_after_fork() -> None:
-    global _threads_lost_in_fork
     _loop_module.renew_wake_locks_after_fork()
-    _threads_lost_in_fork = _started_thread_count()
+    _process.count_threads_lost_in_fork()
     hub = getattr(_local, "hub", None)
     if hub is not None and not hub.loop.closed:
         hub.loop.reinit()
-    # Forked from a thread other than the main one: the main thread, and its hub,
-    # do not exist in the child, but their Loop still wraps libev's default loop
-    # (and, in the child, the forking thread *is* the main thread).  Hand the
-    # default loop on, re-initialised, instead of leaving get_hub() unable to
-    # make a main hub ("default loop is already wrapped").
-    ref = _loop_module._default_owner
-    default = ref() if ref is not None else None
-    if default is None or default.closed or (hub is not None and hub.loop is default):
-        return
-    default.reinit()
-    if _orphaned_default_loop is not default:
-        _orphan_default_loop(default)
+    _process.hand_on_default_loop_after_fork(hub.loop if hub is not None else None)
 
 
 def _weak_error_handler(hub: Hub) -> Callable[..., None]:
@@ -528,31 +478,6 @@ def _weak_error_handler(hub: Hub) -> Callable[..., None]:
             traceback.print_exception(*args[1:], file=sys.stderr)
 
     return handle_error
-
-
-#: Whether ``slab_frame_stacks`` has something to do: CPython 3.11+ (where each
-#: greenlet gets a data stack of its own) with a GIL.  Free-threaded builds keep
-#: their allocator: the slabs are locked, but untried there.
-_frame_stacks_pending = (
-    sys.implementation.name == "cpython"
-    and sys.version_info >= (3, 11)
-    and getattr(sys, "_is_gil_enabled", lambda: True)()
-)
-
-
-def slab_frame_stacks() -> None:
-    """Serve new greenlets' frame stacks from slabs (once per process; the hub calls it).
-
-    On CPython 3.11+ a greenlet's first frame gets a 16 KiB data-stack chunk
-    that CPython maps for it and unmaps when the greenlet ends: two system
-    calls and a page fault per greenlet, most of the cost of creating one.
-    The C glue takes over chunks of that size from 1 MiB slabs that stay
-    mapped (see "Frame stacks of new greenlets" in ``_libev_build.py``).
-    """
-    global _frame_stacks_pending
-    if _frame_stacks_pending:
-        _frame_stacks_pending = False
-        lib.gp_stack_chunks_install()
 
 
 def get_hub() -> Hub:
