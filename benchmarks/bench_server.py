@@ -178,7 +178,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=["echo", "wsgi", "wsgi-close"])
     parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--json", help="also write the medians to this file")
     parser.add_argument(
