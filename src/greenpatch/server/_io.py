@@ -5,7 +5,7 @@ Why not the green socket of the patcher
 The server room may import only the hub, and a server must work whether or not
 the stdlib is patched.  So this is a small wrapper over a plain stdlib socket
 (or ``ssl.SSLSocket``) kept non-blocking in the kernel.  Its blocking calls are
-the hub's cooperative I/O core (``greenpatch.hub.io.CooperativeIO``), the same
+the hub's cooperative I/O core (``greenpatch.hub.socket_calls.CooperativeIO``), the same
 one the green socket uses: try the system call, wait for readiness when it
 would block, one deadline per call, ``sendall`` counted in bytes, the wait-first
 guess after a short read on plain sockets, and a ``close()`` that wakes every
@@ -27,12 +27,12 @@ from greenpatch.hub.hub import hub_of_this_thread
 from greenpatch.hub.io import (
     READ,
     WRITE,
-    CooperativeIO,
     IoWaitQueue,
     SocketClosedError,
     SocketTimeout,
     yield_after_end_of_stream,
 )
+from greenpatch.hub.socket_calls import CooperativeIO
 
 __all__ = ["CooperativeSocket", "SocketClosedError", "SocketTimeout"]
 

@@ -5,7 +5,7 @@ How it works
 ``socket`` subclasses the stdlib ``socket.socket`` (so ``isinstance`` checks,
 ``SocketType``, ``makefile``, ``dup`` and the rest keep working).  The timeout
 the user sets is stored on the Python object.  Every blocking call goes through
-the hub's cooperative I/O core (``greenpatch.hub.io.CooperativeIO``): try the
+the hub's cooperative I/O core (``greenpatch.hub.socket_calls.CooperativeIO``): try the
 system call without blocking; when the kernel says "would block", a timeout of
 0 re-raises as the stdlib would, otherwise the greenlet waits in the
 descriptor's wait queue (any number of greenlets may wait on one socket, each
@@ -52,10 +52,10 @@ from greenpatch.hub.hub import hub_of_this_thread
 from greenpatch.hub.io import (
     READ,
     WRITE,
-    CooperativeIO,
     SocketTimeout,
     yield_after_end_of_stream,
 )
+from greenpatch.hub.socket_calls import CooperativeIO
 
 __target__ = "socket"
 __implements__ = [
