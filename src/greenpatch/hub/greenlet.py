@@ -242,7 +242,8 @@ class Greenlet:
         self._exc_info = exc_info
         # Release what the work referenced (arguments can be large).
         self.args = ()
-        self.kwargs = {}
+        if self.kwargs:  # else the empty dict of the call stays: no new one per task
+            self.kwargs = {}
         self.run = None  # type: ignore[assignment]
         if exc_info is not None and report:
             self.hub.handle_error(self, *exc_info)
