@@ -79,6 +79,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
     # (measured: 18 ns against 4 ns); ``switch`` reads three per call.  The
     # dict is still there for anything else callers hang on a hub.
     __slots__ = (
+        "_batch_handed",
         "_batch_ids",
         "_batch_revents",
         "_callbacks",
@@ -124,6 +125,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         self._callbacks: CallbackQueue = loop._callbacks
         self._batch_ids: list[int] = loop._batch_ids
         self._batch_revents: list[int] = loop._batch_revents
+        self._batch_handed: list[Watcher] = loop._batch_handed
 
     # -- the door -------------------------------------------------------------
     def switch(self, *args: Any) -> Any:
@@ -145,6 +147,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             for hook in self.switch_hooks:
                 hook(self, current)
         callbacks = self._callbacks
+        loop = self.loop
         # The head entry is read in place rather than through
         # CallbackQueue.head_resume (one Python call less on the path of every
         # sleep(0) and wake-up), and never bound to a local: a local of this
@@ -155,20 +158,10 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             token = callbacks[0][1]
             # Never hand off to ourselves (our own sleep(0) token at the head):
             # that would not yield at all, e.g. to the hub callback that woke us.
-            if token and token[0] is not current:
-                loop = self.loop
-                if loop.budget > 0:
-                    callbacks.popleft()
-                    loop.budget -= 1
-                    return token[0].switch()
-        loop = self.loop
-        handed = loop._handed
-        if handed is not None:
-            # We were woken by an I/O hand-off (below) and yield now: what that
-            # queue's _fire does when its greenlet yields back to it.
-            loop._handed = None
-            if not handed._waiters and handed._id:
-                handed.stop()
+            if token and token[0] is not current and loop.budget > 0:
+                callbacks.popleft()
+                loop.budget -= 1
+                return token[0].switch()
         ids = self._batch_ids
         if ids and not args:
             # The I/O hand-off.  The hub is dispatching a batch of ready
@@ -194,7 +187,10 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
                         wait[0] = None
                         ids.pop()
                         revents.pop()
-                        loop._handed = watcher
+                        # The check its _fire makes once the woken greenlet
+                        # yields (stop the watcher if nobody waits again) is
+                        # the loop's, at the end of the batch.
+                        self._batch_handed.append(watcher)
                         return glet.switch()
         if args:
             return _switch_to(self, *args)

@@ -249,11 +249,11 @@ class Loop(PythonTimers):
         # these two list objects.
         self._batch_ids: list[int] = []
         self._batch_revents: list[int] = []
-        #: The wait queue whose waiter the last I/O hand-off woke, until the
-        #: check its own ``_fire`` would have made once that greenlet yields
-        #: (stop the watcher if nobody waits again) is made: by the next
-        #: ``Hub.switch``, or at the end of the batch.
-        self._handed: Any = None
+        #: The wait queues whose first waiter an I/O hand-off woke in this
+        #: batch: at its end, each gets the check its own ``_fire`` makes once
+        #: the woken greenlet yields (stop the watcher if nobody waits again),
+        #: before the loop polls.
+        self._batch_handed: list[Watcher] = []
         self._callbacks = CallbackQueue()
         self._init_timers()
         self._before_poll: list[Callable[[], None]] = []
@@ -489,11 +489,12 @@ class Loop(PythonTimers):
                         escaping = exc
                     else:
                         self.error_handler(watcher, *sys.exc_info())
-        handed = self._handed
-        if handed is not None:
-            self._handed = None
-            if not handed._waiters and handed._id:
-                handed.stop()
+        handed = self._batch_handed
+        if handed:
+            for queue in handed:
+                if not queue._waiters and queue._id:
+                    queue.stop()
+            handed.clear()
         if escaping is not None:
             try:
                 raise escaping
@@ -504,7 +505,7 @@ class Loop(PythonTimers):
         """Drop what is left of a batch being dispatched (its hub is going away)."""
         self._batch_ids.clear()
         self._batch_revents.clear()
-        self._handed = None
+        self._batch_handed.clear()
 
     def abandon_waits(self) -> None:
         """Forget what greenlets of a hub that is gone left here; keep the rest.
