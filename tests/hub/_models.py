@@ -94,7 +94,7 @@ def expire_timer_of(task: Greenlet) -> bool:
     stays pending, so the waiter can still cancel it, exactly as when time
     runs out on its own.
     """
-    worker = task._worker
+    worker = getattr(task, "_worker", None)
     if worker is None:
         return False
     heap = get_hub().loop._timers

@@ -239,6 +239,46 @@ def test_repr_and_name():
     assert "dead" in repr(glet)
 
 
+def test_names_are_numbered_in_the_order_they_are_first_asked_for():
+    first, second = spawn(sleep, 0), spawn(sleep, 0)
+    second_number = int(second.name.rsplit("-", 1)[1])
+    first_number = int(first.name.rsplit("-", 1)[1])
+    assert first_number > second_number  # numbered when asked, as gevent's minimal_ident
+    assert first.name == f"Greenlet-{first_number}"  # and kept
+    first.name = "mine"
+    assert first.name == "mine" and "'mine'" in repr(first)
+    greenpatch.joinall([first, second])
+
+
+def test_value_exception_and_exc_info_are_none_until_the_task_finishes():
+    glet = spawn(sleep, 0.01)
+    assert glet.value is None and glet.exception is None and glet.exc_info is None
+    assert not glet.successful()
+    glet.join()
+    assert glet.successful() and glet.value is None and glet.exc_info is None
+
+
+def test_kwargs_are_the_call_keywords_until_the_task_finishes():
+    with_keywords = Greenlet(lambda a=0: a, a=7)
+    without = Greenlet(lambda: 1)
+    assert with_keywords.kwargs == {"a": 7} and without.kwargs == {}
+    without.kwargs["a"] = 1  # a fresh dict: changing it changes nothing
+    assert without.kwargs == {}
+    without.kwargs = {}
+    with_keywords.start()
+    without.start()
+    assert with_keywords.get(timeout=10) == 7 and without.get(timeout=10) == 1
+    assert with_keywords.kwargs == {}  # released with the other arguments
+
+
+def test_killing_a_task_that_never_started_finishes_it_with_the_exception():
+    glet = spawn(sleep, 0)
+    glet.kill(ValueError("never ran"))
+    assert glet.dead and isinstance(glet.exception, ValueError)
+    assert glet.exc_info is not None and glet.exc_info[0] is ValueError
+    assert glet.value is None
+
+
 def test_finished_task_releases_its_arguments():
     class Big:
         pass

@@ -25,6 +25,7 @@ import threading
 import weakref
 from _thread import get_ident as _get_ident
 from functools import partial
+from time import monotonic
 from typing import Any, Callable
 
 from greenlet import GreenletExit, getcurrent
@@ -147,7 +148,6 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             for hook in self.switch_hooks:
                 hook(self, current)
         callbacks = self._callbacks
-        loop = self.loop
         # The head entry is read in place rather than through
         # CallbackQueue.head_resume (one Python call less on the path of every
         # sleep(0) and wake-up), and never bound to a local: a local of this
@@ -158,6 +158,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             token = callbacks[0][1]
             # Never hand off to ourselves (our own sleep(0) token at the head):
             # that would not yield at all, e.g. to the hub callback that woke us.
+            loop = self.loop
             if token and token[0] is not current and loop.budget > 0:
                 callbacks.popleft()
                 loop.budget -= 1
@@ -175,7 +176,7 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
             # ``_take`` method on each watcher, with the post-wake check queued
             # with ``before_poll``: two Python calls and a bound method per
             # hand-off cost as much as the switch saved, measured.)
-            watcher = loop._active.get(ids[-1])
+            watcher = self.loop._active.get(ids[-1])
             if watcher is not None:
                 waiters = watcher._waiters
                 if waiters:
@@ -540,9 +541,18 @@ def sleep(seconds: float = 0, ref: bool = True) -> None:
     if not ref:
         hub.sleep(seconds, ref)
         return
-    # Hub.sleep's timed path, without its frame (the comments are there).
+    # Hub.sleep's timed path, without its frame (the comments are there), and
+    # Loop.resume_later's common case too, without its frame: a deadline
+    # after every pending sleep's joins the end of the in-order FIFO (4% of
+    # the instructions of a sleeper of 10,000, measured).
     loop = hub.loop
-    key = loop.resume_later(seconds, getcurrent())
+    deadline = monotonic() + seconds
+    run = loop._resume_run
+    if not run or deadline >= run[-1][0]:
+        key = next(loop._timer_seq)
+        run.append((deadline, key, getcurrent()))
+    else:
+        key = loop.resume_later(seconds, getcurrent())
     try:
         while hub.switch() is not WOKEN:
             pass
