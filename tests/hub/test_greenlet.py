@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 
 import pytest
@@ -69,6 +70,26 @@ def test_spawn_later_waits_before_starting():
     assert started == []
     glet.join(10)
     assert started == ["late"]
+
+
+def test_a_hub_whose_first_task_starts_later_runs_the_spawns_that_follow():
+    # A fresh hub (a new thread's) with no spawn before: the first worker
+    # starts from the timer of spawn_later, and then runs spawned tasks.
+    results: list[object] = []
+
+    def in_a_new_thread() -> None:
+        def first() -> None:
+            results.append("later")
+            results.append(spawn(lambda: "spawned").get(timeout=10))
+
+        greenpatch.spawn_later(0.01, first).join(10)
+        results.append(greenpatch.joinall([spawn(lambda n=n: n) for n in range(3)]))
+
+    thread = threading.Thread(target=in_a_new_thread)
+    thread.start()
+    thread.join(30)
+    assert results[:2] == ["later", "spawned"]
+    assert [glet.value for glet in results[2]] == [0, 1, 2]  # type: ignore[attr-defined]
 
 
 def test_getcurrent_is_the_running_task():

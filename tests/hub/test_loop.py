@@ -463,24 +463,51 @@ def test_before_poll_calls_run_once_right_before_the_next_poll(loop):
     assert seen == ["before poll"]  # once
 
 
-def test_the_callback_queue_reads_its_head_for_the_hub_and_the_workers():
+def test_the_callback_queue_reads_its_head_for_the_hub():
     queue = CallbackQueue()
     assert queue.head_resume() is None
     token = [object()]
     queue.append((resume, token))
     assert queue.head_resume() is token
     assert len(queue) == 1  # peeking leaves it queued
-
-    def starter(*args):
-        pass
-
-    assert queue.pop_head_args_if(starter) is None  # the head is a resume
     queue.popleft()
-    queue.append((starter, ("hub", "task")))
+    queue.append((print, ("not", "a resume")))
     queue.append((resume, token))
     assert queue.head_resume() is None
-    assert queue.pop_head_args_if(starter) == ("hub", "task")
-    assert queue.head_resume() is token
+
+
+def test_a_lane_feeds_its_entries_in_fifo_order_with_the_other_callbacks():
+    loop = Loop()
+    try:
+        calls = []
+        lane = loop.lane()
+        entry = (lambda lane: calls.append(("lane", lane.popleft())), (lane,))
+        for item in ("a", "b"):
+            lane.append(item)
+            loop.run_callback(calls.append, ("plain", item))
+            loop._callbacks.append(entry)
+        loop.run_once(block=False)
+        assert calls == [("plain", "a"), ("lane", "a"), ("plain", "b"), ("lane", "b")]
+        assert not lane
+    finally:
+        loop.destroy()
+
+
+def test_dropping_the_callbacks_drops_the_lanes_too():
+    loop = Loop()
+    try:
+        lane = loop.lane()
+        lane.append("stale")
+        loop._callbacks.append((lambda lane: lane.popleft(), (lane,)))
+        loop.abandon_waits()
+        assert not lane and loop.pending_callbacks == 0
+        lane.append("fresh")  # in step again: the next entry finds its own
+        seen = []
+        loop._callbacks.append((lambda lane: seen.append(lane.popleft()), (lane,)))
+        loop.run_once(block=False)
+        assert seen == ["fresh"]
+    finally:
+        loop.destroy()
 
 
 # Python-level signal handlers wake the default loop (issue 18, pattern 4).

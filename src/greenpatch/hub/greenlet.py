@@ -70,8 +70,37 @@ class _Worker(RawGreenlet):  # type: ignore[misc]
         return f"<worker running {getattr(self, 'task', None)!r}>"
 
 
+def _task_lane(hub: Hub) -> Any:
+    """The hub's lane of tasks to start, made by its first spawn.
+
+    ``spawn`` appends the task to ``hub.task_lane`` and ``hub.task_lane_entry``
+    to the callback queue: no allocation per task (see ``CallbackQueue``,
+    "Lanes"), where ``(_start_task, (hub, task))`` cost two tuples, which the
+    collector counted and scanned while thousands waited to start.
+    """
+    lane = hub.task_lane = hub.loop.lane()
+    hub.task_lane_entry = (_start_next, (lane,))
+    return lane
+
+
+def _queue_start(hub: Hub, task: Greenlet) -> None:
+    """Queue ``task``'s start in FIFO order with the hub's other callbacks."""
+    try:
+        lane = hub.task_lane
+    except AttributeError:  # the hub's first task
+        lane = _task_lane(hub)
+    lane.append(task)
+    hub._callbacks.append(hub.task_lane_entry)
+
+
+def _start_next(lane: Any) -> None:
+    """Loop callback (the lane's entry): start the task at the lane's head."""
+    task = lane.popleft()
+    _start_task(task.hub, task)
+
+
 def _start_task(hub: Hub, task: Greenlet) -> None:
-    """Loop callback: hand ``task`` to an idle worker (or a new one)."""
+    """Hand ``task`` to an idle worker (or a new one)."""
     if task._state != _SCHEDULED:
         return  # killed before it started
     try:
@@ -100,6 +129,11 @@ def _worker_main() -> None:
     hub = worker.parent
     callbacks = hub.loop._callbacks
     idle = hub.module_state[_IDLE_WORKERS]
+    try:
+        lane = hub.task_lane
+    except AttributeError:  # the hub's first task came from start_later
+        lane = _task_lane(hub)
+    start_entry = hub.task_lane_entry
     # Each task gets a fresh contextvars context: a new worker starts with an
     # empty one (gr_context None), a worker that ran a task is reset when it
     # takes the next one.
@@ -108,10 +142,10 @@ def _worker_main() -> None:
             worker.task = task
             task._execute(worker)
             worker.task = None
-        # Run the next queued task in place when it is next in line anyway
-        # (CallbackQueue.pop_head_args_if, inline: a Python call less per task).
-        if callbacks and callbacks[0][0] is _start_task:
-            task = callbacks.popleft()[1][1]
+        # Run the next queued task in place when it is next in line anyway.
+        if callbacks and callbacks[0] is start_entry:
+            callbacks.popleft()
+            task = lane.popleft()
             worker.gr_context = None
             continue
         if len(idle) >= MAX_IDLE_WORKERS:
@@ -197,7 +231,7 @@ class Greenlet:
         """Schedule the task to run as soon as possible (no-op if already started)."""
         if self._state == _NEW:
             self._state = _SCHEDULED
-            self.hub.loop._callbacks.append((_start_task, (self.hub, self)))
+            _queue_start(self.hub, self)
 
     def start_later(self, seconds: float) -> None:
         if self._state == _NEW:
@@ -520,7 +554,12 @@ def spawn(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Greenlet:
     glet._kwargs = kwargs or None
     glet._state = _SCHEDULED
     glet._links = None
-    hub._callbacks.append((_start_task, (hub, glet)))
+    # _queue_start, inline.
+    try:
+        hub.task_lane.append(glet)
+    except AttributeError:  # the hub's first task
+        _task_lane(hub).append(glet)
+    hub._callbacks.append(hub.task_lane_entry)
     return glet
 
 

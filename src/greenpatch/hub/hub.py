@@ -89,6 +89,8 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         "loop",
         "module_state",
         "switch_hooks",
+        "task_lane",
+        "task_lane_entry",
         "thread_ident",
     )
 
@@ -127,6 +129,12 @@ class Hub(RawGreenlet):  # type: ignore[misc]  # greenlet ships no stubs for sub
         self._batch_ids: list[int] = loop._batch_ids
         self._batch_revents: list[int] = loop._batch_revents
         self._batch_handed: list[Watcher] = loop._batch_handed
+        #: greenlet.py's lane of tasks to start and the one callback entry that
+        #: starts the next (see ``CallbackQueue``, "Lanes"): set up by the first
+        #: spawn in this hub.  Slots, not ``module_state``: a dict lookup on
+        #: every spawn.
+        self.task_lane: Any
+        self.task_lane_entry: Any
 
     # -- the door -------------------------------------------------------------
     def switch(self, *args: Any) -> Any:

@@ -164,7 +164,8 @@ class PythonTimers:
         A timer without a handle, for ``Hub.sleep``: ``cancel_resume(key)``
         takes it back, and may only be called while it is pending (as it is
         for as long as ``glet`` waits for it: only the timer passes ``WOKEN``).
-        Always counts as a reason for the loop to stay alive.
+        Always counts as a reason for the loop to stay alive.  (``hub.sleep``
+        makes the FIFO case inline: keep the two in step.)
         """
         seq = next(self._timer_seq)
         deadline = monotonic() + seconds
