@@ -52,8 +52,8 @@ from greenpatch.hub import (
     wait_write,
     with_timeout,
 )
-from greenpatch.hub.greenlet import kill, spawn_raw
 from greenpatch.hub.hub import idle, reinit
+from greenpatch.hub.raw import kill, spawn_raw
 from greenpatch.patcher import is_patched, original, patch, patch_all, patched
 
 getcurrent = getcurrent_task
